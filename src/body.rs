@@ -1,0 +1,320 @@
+//! [`SseBody`]: polls the stream, runs the timers, coalesces ready events into frames.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{sleep_until, Instant, Sleep};
+
+use crate::error::OnItemError;
+use crate::item::sealed::Sealed;
+use crate::item::SseItem;
+use crate::layer::Config;
+use crate::time_limit::{jittered, EndReason};
+
+/// Most items taken from the source in one poll, so an always-ready source (or a run of
+/// skipped errors) cannot starve the other tasks on the runtime.
+const ITEMS_PER_POLL: usize = 256;
+
+pin_project! {
+    /// The `text/event-stream` body made by [`Sse`](crate::Sse) from a stream of
+    /// [`SseItem`]s.
+    ///
+    /// It sends an opening frame at once (the `retry:` hint, or an empty comment) so the
+    /// client sees the response before the first event exists. Events that are ready
+    /// together are encoded into one frame; the body never waits to fill a frame. It never
+    /// fails: time limits and failed items end it cleanly, after whole events only.
+    ///
+    /// Its timers need a Tokio runtime with the time driver enabled.
+    #[project = SseBodyProj]
+    #[must_use = "bodies do nothing unless polled"]
+    pub struct SseBody<St> {
+        #[pin]
+        stream: Option<St>,
+        #[pin]
+        lifetime: Option<Sleep>,
+        #[pin]
+        idle: Option<Sleep>,
+        #[pin]
+        keep_alive: Option<Sleep>,
+        phase: Phase,
+        buf: BytesMut,
+        last_frame_at: Instant,
+        last_item_at: Instant,
+        config: Arc<Config>,
+        report: Report,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Opening,
+    Streaming,
+    Done,
+}
+
+impl<St> SseBody<St> {
+    pub(crate) fn new(stream: St, config: Arc<Config>) -> Self {
+        Self::with_phase(Some(stream), Phase::Opening, config)
+    }
+
+    /// A body with nothing to send, for responses that are not streamed.
+    pub(crate) fn empty(config: Arc<Config>) -> Self {
+        let mut body = Self::with_phase(None, Phase::Done, config);
+        body.report.reason = Some(EndReason::NotStreamed);
+        body
+    }
+
+    fn with_phase(stream: Option<St>, phase: Phase, config: Arc<Config>) -> Self {
+        let now = Instant::now();
+        Self {
+            stream,
+            lifetime: None,
+            idle: None,
+            keep_alive: None,
+            phase,
+            buf: BytesMut::new(),
+            last_frame_at: now,
+            last_item_at: now,
+            config,
+            report: Report::default(),
+        }
+    }
+}
+
+impl<St> SseBodyProj<'_, St> {
+    /// Arms the configured timers and returns the opening frame.
+    fn open(&mut self) -> Bytes {
+        let now = Instant::now();
+        let config = &**self.config;
+        if let Some(max) = config.max_duration {
+            let lifetime = jittered(max, config.max_duration_jitter);
+            arm(self.lifetime.as_mut(), now, lifetime);
+        }
+        if let Some(idle) = config.idle_timeout {
+            arm(self.idle.as_mut(), now, idle);
+        }
+        if let Some(keep_alive) = &config.keep_alive {
+            arm(self.keep_alive.as_mut(), now, keep_alive.interval);
+        }
+        *self.last_frame_at = now;
+        *self.last_item_at = now;
+        *self.phase = Phase::Streaming;
+        self.report.started_at = Some(now);
+        config.opening.clone()
+    }
+
+    /// Ends the body: drops the source and the timers at once, keeps the reason for the log.
+    fn finish(&mut self, reason: EndReason) {
+        *self.phase = Phase::Done;
+        self.report.reason = Some(reason);
+        self.stream.set(None);
+        self.lifetime.set(None);
+        self.idle.set(None);
+        self.keep_alive.set(None);
+    }
+
+    fn data_frame(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.report.bytes += bytes.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+}
+
+fn arm(mut sleep: Pin<&mut Option<Sleep>>, now: Instant, after: Duration) {
+    // A deadline past the end of time is never reached: leave the timer off.
+    if let Some(deadline) = now.checked_add(after) {
+        sleep.set(Some(sleep_until(deadline)));
+    }
+}
+
+/// Polls a timer that is reset lazily: frames only record when they were sent, and when the
+/// timer fires it checks the real deadline, re-arming itself if that lies ahead. This keeps
+/// timer-wheel updates off the per-event path.
+///
+/// Returns whether `since + after` has passed.
+fn poll_lazy(
+    sleep: Pin<&mut Option<Sleep>>,
+    cx: &mut Context<'_>,
+    since: Instant,
+    after: Duration,
+) -> bool {
+    let Some(mut sleep) = sleep.as_pin_mut() else {
+        return false;
+    };
+    if sleep.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    let Some(deadline) = since.checked_add(after) else {
+        return false;
+    };
+    if deadline <= Instant::now() {
+        return true;
+    }
+    sleep.as_mut().reset(deadline);
+    // Registers the waker for the new deadline; it lies ahead, so this is pending.
+    let _ = sleep.poll(cx);
+    false
+}
+
+impl<St> Body for SseBody<St>
+where
+    St: Stream,
+    St::Item: SseItem,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        match *this.phase {
+            Phase::Done => return Poll::Ready(None),
+            Phase::Opening => {
+                let opening = this.open();
+                return this.data_frame(opening);
+            }
+            Phase::Streaming => {}
+        }
+
+        // Poll order: the lifetime first, so that a source that is always ready still ends
+        // on time; then the source, whose ready items beat the idle and keep-alive timers.
+        if let Some(lifetime) = this.lifetime.as_mut().as_pin_mut() {
+            if lifetime.poll(cx).is_ready() {
+                this.finish(EndReason::MaxDuration);
+                return Poll::Ready(None);
+            }
+        }
+
+        let mut source_end = None;
+        let mut items = 0;
+        if let Some(mut stream) = this.stream.as_mut().as_pin_mut() {
+            while items < ITEMS_PER_POLL {
+                let item = match stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => item,
+                    Poll::Ready(None) => {
+                        source_end = Some(EndReason::SourceEnded);
+                        break;
+                    }
+                    Poll::Pending => break,
+                };
+                items += 1;
+                match item.encode_into(this.buf) {
+                    Ok(()) => this.report.events += 1,
+                    Err(error) => {
+                        tracing::error!(error = %error, policy = ?this.config.on_item_error, "sse item failed");
+                        if this.config.on_item_error == OnItemError::End {
+                            source_end = Some(EndReason::ItemError);
+                            break;
+                        }
+                    }
+                }
+                // Never wait for more items: this only bounds what is gathered from ready ones.
+                if this.buf.len() >= this.config.max_frame_bytes {
+                    break;
+                }
+            }
+        }
+
+        // One clock read per poll that saw items, not one per item.
+        if items > 0 {
+            let now = Instant::now();
+            *this.last_item_at = now;
+            *this.last_frame_at = now;
+        }
+        if let Some(reason) = source_end {
+            this.finish(reason);
+        }
+        if !this.buf.is_empty() {
+            let frame = this.buf.split().freeze();
+            return this.data_frame(frame);
+        }
+        if source_end.is_some() {
+            return Poll::Ready(None);
+        }
+
+        if let Some(idle) = this.config.idle_timeout {
+            if poll_lazy(this.idle.as_mut(), cx, *this.last_item_at, idle) {
+                this.finish(EndReason::IdleTimeout);
+                return Poll::Ready(None);
+            }
+        }
+        if let Some(keep_alive) = &this.config.keep_alive {
+            let interval = keep_alive.interval;
+            if poll_lazy(this.keep_alive.as_mut(), cx, *this.last_frame_at, interval) {
+                let now = Instant::now();
+                *this.last_frame_at = now;
+                this.report.keep_alives += 1;
+                let frame = keep_alive.frame.clone();
+                if let Some(sleep) = this.keep_alive.as_mut().as_pin_mut() {
+                    match now.checked_add(interval) {
+                        Some(next) => sleep.reset(next),
+                        None => this.keep_alive.set(None),
+                    }
+                }
+                return this.data_frame(frame);
+            }
+        }
+
+        if items == ITEMS_PER_POLL {
+            // The source is still ready but gave nothing to send: come back after others ran.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.phase == Phase::Done {
+            SizeHint::with_exact(0)
+        } else {
+            SizeHint::default()
+        }
+    }
+}
+
+impl<St> fmt::Debug for SseBody<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SseBody")
+            .field("phase", &self.phase)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one stream did; logged once, when the body is dropped.
+#[derive(Debug, Default)]
+struct Report {
+    reason: Option<EndReason>,
+    started_at: Option<Instant>,
+    events: u64,
+    bytes: u64,
+    keep_alives: u64,
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let reason = self.reason.unwrap_or(EndReason::ClientGone);
+        let duration = self.started_at.map(|at| at.elapsed()).unwrap_or_default();
+        tracing::debug!(
+            reason = reason.as_str(),
+            events = self.events,
+            bytes = self.bytes,
+            keep_alives = self.keep_alives,
+            duration_ms = duration.as_millis() as u64,
+            "sse stream ended"
+        );
+    }
+}

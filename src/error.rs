@@ -1,0 +1,96 @@
+//! Error types, and the policy for items that fail.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A type-erased error, as used across the Tower ecosystem.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// An [`Event`](crate::Event) field that cannot be framed, or data that failed to serialize.
+#[derive(Debug)]
+pub struct EventError {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    IdLineBreak,
+    IdNul,
+    EventLineBreak,
+    #[cfg(feature = "json")]
+    Json(serde_json::Error),
+}
+
+impl EventError {
+    pub(crate) fn id_line_break() -> Self {
+        Self {
+            kind: Kind::IdLineBreak,
+        }
+    }
+
+    pub(crate) fn id_nul() -> Self {
+        Self { kind: Kind::IdNul }
+    }
+
+    pub(crate) fn event_line_break() -> Self {
+        Self {
+            kind: Kind::EventLineBreak,
+        }
+    }
+
+    #[cfg(feature = "json")]
+    pub(crate) fn json(err: serde_json::Error) -> Self {
+        Self {
+            kind: Kind::Json(err),
+        }
+    }
+
+    /// Whether the data failed to serialize (rather than a field being unframeable).
+    pub fn is_serialization(&self) -> bool {
+        match self.kind {
+            #[cfg(feature = "json")]
+            Kind::Json(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            Kind::IdLineBreak => "event id contains a line break",
+            Kind::IdNul => "event id contains a NUL character",
+            Kind::EventLineBreak => "event type contains a line break",
+            #[cfg(feature = "json")]
+            Kind::Json(_) => "event data failed to serialize as JSON",
+        })
+    }
+}
+
+impl StdError for EventError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            #[cfg(feature = "json")]
+            Kind::Json(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+/// What the body does with an item that fails: an `Err` from a [`Fallible`](crate::Fallible)
+/// stream, or a value that fails to serialize.
+///
+/// Either way the error is logged with `tracing` at `error` level and no partial frame is
+/// ever written: the response stays well-formed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnItemError {
+    /// End the stream cleanly after the events already sent (the default).
+    ///
+    /// The browser then reconnects after its retry delay, sending `Last-Event-ID`, so a
+    /// source that can resume loses nothing.
+    #[default]
+    End,
+    /// Drop the failed item and go on with the next one.
+    Skip,
+}

@@ -1,0 +1,96 @@
+//! [`ResponseFuture`]: sets the SSE headers and wraps the stream in an [`SseBody`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use pin_project_lite::pin_project;
+
+use crate::body::SseBody;
+use crate::item::SseItem;
+use crate::layer::Config;
+
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const TEXT_EVENT_STREAM: &str = "text/event-stream";
+
+pin_project! {
+    /// Response future of [`Sse`](crate::Sse).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        config: Option<Arc<Config>>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, config: Arc<Config>) -> Self {
+        Self {
+            inner,
+            config: Some(config),
+        }
+    }
+}
+
+impl<F, St, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<St>, E>>,
+    St: Stream,
+    St::Item: SseItem,
+{
+    type Output = Result<Response<SseBody<St>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        // Polled again after completion is a caller bug; answer with defaults, not a panic.
+        let config = this.config.take().unwrap_or_default();
+        Poll::Ready(Ok(into_sse_response(response, config)))
+    }
+}
+
+/// Frames a `200 OK` response's stream as SSE; any other status passes through with an
+/// empty body and no SSE headers (so `204 No Content` can tell `EventSource` to stop).
+pub(crate) fn into_sse_response<St>(
+    response: Response<St>,
+    config: Arc<Config>,
+) -> Response<SseBody<St>>
+where
+    St: Stream,
+    St::Item: SseItem,
+{
+    let (mut parts, stream) = response.into_parts();
+    if parts.status != StatusCode::OK {
+        return Response::from_parts(parts, SseBody::empty(config));
+    }
+    set_headers(&mut parts.headers);
+    Response::from_parts(parts, SseBody::new(stream, config))
+}
+
+fn set_headers(headers: &mut HeaderMap) {
+    let is_event_stream = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with(TEXT_EVENT_STREAM));
+    if !is_event_stream {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(TEXT_EVENT_STREAM),
+        );
+    }
+    // The inner service's own caching and buffering choices win.
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
+    headers
+        .entry(X_ACCEL_BUFFERING)
+        .or_insert(HeaderValue::from_static("no"));
+    // A stream has no length, and hop-by-hop headers are invalid on HTTP/2.
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::CONNECTION);
+}

@@ -1,0 +1,104 @@
+//! [`Sse`]: the middleware service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::body::SseBody;
+use crate::future::ResponseFuture;
+use crate::item::SseItem;
+use crate::layer::{Config, SseLayer};
+
+/// Middleware that serves an inner service's `Response<impl Stream>` as server-sent events.
+///
+/// Before calling the inner service it reads the request's
+/// [`LastEventId`](crate::LastEventId) into the request extensions. See [`SseLayer`] for the
+/// configuration.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use futures_util::stream;
+/// use http::{Request, Response};
+/// use http_body_util::BodyExt;
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_sse::SseLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let service = ServiceBuilder::new()
+///     .layer(SseLayer::new())
+///     .service_fn(|_req: Request<()>| async {
+///         Ok::<_, Infallible>(Response::new(stream::iter(["a", "b"])))
+///     });
+///
+/// let response = service.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(response.headers()["content-type"], "text/event-stream");
+/// let body = response.into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(body, ":\n\ndata: \"a\"\n\ndata: \"b\"\n\n");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Sse<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Sse<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        Self::from_config(inner, Arc::default())
+    }
+
+    /// A layer that wraps services in `Sse`; the same as [`SseLayer::new`].
+    pub fn layer() -> SseLayer {
+        SseLayer::new()
+    }
+
+    pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, St> Service<Request<ReqBody>> for Sse<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<St>>,
+    St: Stream,
+    St::Item: SseItem,
+{
+    type Response = Response<SseBody<St>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let last_event_id = self.config.last_event_id.read(req.headers(), req.uri());
+        if let Some(id) = last_event_id {
+            req.extensions_mut().insert(id);
+        }
+        ResponseFuture::new(self.inner.call(req), self.config.clone())
+    }
+}
