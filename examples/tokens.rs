@@ -1,0 +1,192 @@
+//! An answer streamed token by token: `cargo run --example tokens`, then open http://127.0.0.1:3001
+//!
+//! Pass another address as the first argument or in `TOKENS_ADDR`. `GET /answer` sends one
+//! `token` event per token, then a `done` event, then ends. A reconnecting browser sends the
+//! last token id it saw and the answer goes on from the next token.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{stream, Stream, StreamExt};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3001";
+const TOKEN_DELAY: Duration = Duration::from_millis(80);
+
+/// Tokens as a language model emits them: word pieces carrying their own leading spaces,
+/// and line breaks as tokens of their own.
+const ANSWER: &[&str] = &[
+    "Server",
+    "-Sent",
+    " Events",
+    " keep",
+    " one",
+    " HTTP",
+    " response",
+    " open",
+    " and",
+    " write",
+    " text",
+    " events",
+    " into",
+    " it",
+    ".",
+    "\n\n",
+    "Each",
+    " token",
+    " here",
+    " is",
+    " one",
+    " event",
+    ",",
+    " so",
+    " the",
+    " page",
+    " can",
+    " show",
+    " the",
+    " answer",
+    " while",
+    " it",
+    " is",
+    " still",
+    " being",
+    " written",
+    ".",
+];
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>tower-sse tokens</title>
+<style>
+  body { font: 1.1rem/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; }
+  #answer { white-space: pre-wrap; min-height: 4rem; }
+  #state { opacity: 0.6; }
+</style>
+<h1>Streamed answer</h1>
+<p id="answer"></p>
+<p id="state">waiting for the first token</p>
+<script>
+  const answer = document.getElementById("answer");
+  const state = document.getElementById("state");
+  const source = new EventSource("/answer");
+  source.addEventListener("token", (e) => {
+    answer.textContent += e.data;
+    state.textContent = `${Number(e.lastEventId) + 1} tokens`;
+  });
+  source.addEventListener("done", () => {
+    // Without this, EventSource would reconnect when the stream ends.
+    source.close();
+    state.textContent += ", done";
+  });
+  source.onerror = () => { state.textContent = "connection lost, retrying"; };
+</script>
+"#;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let addr = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("TOKENS_ADDR").ok())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    let listener = TcpListener::bind(&addr).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+
+    let answer = ServiceBuilder::new()
+        .layer(SseLayer::new().retry(Duration::from_secs(1)))
+        .service_fn(answer);
+    let app = service_fn(move |req| route(req, answer.clone()));
+
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Typically out of file descriptors: keep serving, after a short pause.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+            if let Err(error) = connection {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn route<S, St>(
+    req: Request<Incoming>,
+    answer: S,
+) -> Result<Response<Either<Full<Bytes>, SseBody<St>>>, Infallible>
+where
+    S: Service<Request<Incoming>, Response = Response<SseBody<St>>, Error = Infallible>,
+{
+    let (status, content_type, text) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/answer") => {
+            let response = answer.oneshot(req).await?;
+            return Ok(response.map(Either::Right));
+        }
+        (&Method::GET, "/") => (StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        (_, "/" | "/answer") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
+    };
+    let mut response = Response::new(Either::Left(Full::from(text)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// The answer's tokens after the one the browser saw last, then `done`.
+async fn answer(
+    req: Request<Incoming>,
+) -> Result<Response<impl Stream<Item = Fallible<Result<Event, EventError>>>>, Infallible> {
+    let next = req
+        .extensions()
+        .get::<LastEventId>()
+        .and_then(|id| id.parse::<usize>().ok())
+        .map_or(0, |last| last.saturating_add(1));
+
+    let tokens =
+        stream::iter(ANSWER.iter().enumerate().skip(next)).then(|(index, token)| async move {
+            // Stands in for the time a model takes to produce each token.
+            tokio::time::sleep(TOKEN_DELAY).await;
+            // Sent as is: the leading spaces and the line breaks are part of the text.
+            Event::new()
+                .event("token")
+                .map(|event| event.id_u64(index as u64).data(*token))
+        });
+    // An empty `data:` line still dispatches the event; the type is what the page needs.
+    let done = stream::once(async { Event::new().event("done").map(|event| event.data("")) });
+    Ok(Response::new(tokens.chain(done).map(Fallible)))
+}

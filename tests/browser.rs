@@ -1,0 +1,128 @@
+//! The clock example in a real browser: Chromium's `EventSource` reads the stream, sees it
+//! end after the example's 10 s lifetime, reconnects with `Last-Event-ID`, and the count
+//! goes on with no gap and no repeat.
+//!
+//! Needs `node`, `/usr/bin/chromium` and `npm ci` (playwright-core); without them the test
+//! prints a notice and passes, unless `TOWER_SSE_REQUIRE_BROWSER` is set.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+#[path = "../examples/clock.rs"]
+#[allow(dead_code)] // Its `main` is not used here.
+mod clock;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The script bounds its own wait at 25 s and itself at 50 s; this is the backstop.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize)]
+struct Summary {
+    ticks: Vec<u64>,
+    opens: u32,
+    text: String,
+    state: String,
+}
+
+/// What is missing to run the test, if anything.
+async fn missing_tool(root: &Path) -> Option<&'static str> {
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
+    if !node.is_ok_and(|status| status.success()) {
+        return Some("node not found");
+    }
+    if !Path::new(CHROMIUM).exists() {
+        return Some("chromium not found");
+    }
+    if !root.join("node_modules/playwright-core").is_dir() {
+        return Some("node_modules/playwright-core not found (run `npm ci`)");
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_resumes_across_reconnect_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(missing) = missing_tool(root).await {
+        assert!(
+            std::env::var_os("TOWER_SSE_REQUIRE_BROWSER").is_none(),
+            "browser test required, but {missing}"
+        );
+        eprintln!("skipping browser test: {missing}");
+        return;
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(clock::serve(listener, Duration::from_secs(10)));
+
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the picture goes next to the build outputs.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let screenshot = target.join("clock.png");
+
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/clock.mjs"))
+        .arg(&url)
+        .arg(&screenshot)
+        .arg(CHROMIUM)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CHILD_TIMEOUT, run)
+        .await
+        .expect("browser script timed out and was killed")
+        .expect("node could not be started");
+    server.abort();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser script failed ({}):\n{stderr}{stdout}",
+        output.status
+    );
+    let summary: Summary = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|error| panic!("bad summary {stdout:?}: {error}\n{stderr}"));
+    eprintln!("{summary:?}, screenshot at {}", screenshot.display());
+
+    assert!(
+        is_clock_time(&summary.text),
+        "page shows {:?}, not a time",
+        summary.text
+    );
+    assert!(
+        summary.state.starts_with("open"),
+        "page state {:?}",
+        summary.state
+    );
+    assert!(
+        summary.opens >= 2,
+        "EventSource opened {} times",
+        summary.opens
+    );
+    // The first connection carries at most ticks 0 to 10, so 12 ticks span the reconnect.
+    assert!(summary.ticks.len() >= 12, "ticks {:?}", summary.ticks);
+    let expected: Vec<u64> = (0..summary.ticks.len() as u64).collect();
+    assert_eq!(summary.ticks, expected, "sequence has a gap or a repeat");
+}
+
+/// `HH:MM:SS`, as the page shows it.
+fn is_clock_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 8
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            2 | 5 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
+}
