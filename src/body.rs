@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio::sync::futures::OwnedNotified;
 use tokio::time::{sleep_until, Instant, Sleep};
 
 use crate::error::OnItemError;
@@ -45,6 +46,8 @@ pin_project! {
         idle: Option<Sleep>,
         #[pin]
         keep_alive: Option<Sleep>,
+        #[pin]
+        shutdown: Option<OwnedNotified>,
         phase: Phase,
         buf: BytesMut,
         last_frame_at: Instant,
@@ -80,6 +83,7 @@ impl<St> SseBody<St> {
             lifetime: None,
             idle: None,
             keep_alive: None,
+            shutdown: None,
             phase,
             buf: BytesMut::new(),
             last_frame_at: now,
@@ -105,6 +109,9 @@ impl<St> SseBodyProj<'_, St> {
         if let Some(keep_alive) = &config.keep_alive {
             arm(self.keep_alive.as_mut(), now, keep_alive.interval);
         }
+        if let Some(shutdown) = &config.shutdown {
+            self.shutdown.set(Some(shutdown.notified()));
+        }
         *self.last_frame_at = now;
         *self.last_item_at = now;
         *self.phase = Phase::Streaming;
@@ -120,6 +127,21 @@ impl<St> SseBodyProj<'_, St> {
         self.lifetime.set(None);
         self.idle.set(None);
         self.keep_alive.set(None);
+        self.shutdown.set(None);
+    }
+
+    /// Whether the server's [`Shutdown`](crate::Shutdown) has been triggered.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(notified) = self.shutdown.as_mut().as_pin_mut() else {
+            return false;
+        };
+        // The flag covers a trigger that came before this body subscribed.
+        notified.poll(cx).is_ready()
+            || self
+                .config
+                .shutdown
+                .as_ref()
+                .is_some_and(|s| s.is_triggered())
     }
 
     fn data_frame(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
@@ -186,8 +208,17 @@ where
             Phase::Streaming => {}
         }
 
-        // Poll order: the lifetime first, so that a source that is always ready still ends
-        // on time; then the source, whose ready items beat the idle and keep-alive timers.
+        // Poll order: shutdown and lifetime first, so that a source that is always ready
+        // still ends on time; then the source, whose ready items beat the idle and
+        // keep-alive timers.
+        if this.poll_shutdown(cx) {
+            let frame = this.config.shutdown.as_ref().map(|s| s.drain_frame());
+            this.finish(EndReason::Shutdown);
+            return match frame {
+                Some(frame) if !frame.is_empty() => this.data_frame(frame),
+                _ => Poll::Ready(None),
+            };
+        }
         if let Some(lifetime) = this.lifetime.as_mut().as_pin_mut() {
             if lifetime.poll(cx).is_ready() {
                 this.finish(EndReason::MaxDuration);

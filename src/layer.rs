@@ -12,6 +12,7 @@ use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
 use crate::last_event_id::LastEventIdPolicy;
 use crate::service::Sse;
+use crate::shutdown::Shutdown;
 
 /// Turns an inner service's `Response<impl Stream>` into a `text/event-stream` response.
 ///
@@ -51,6 +52,7 @@ pub(crate) struct Config {
     pub(crate) on_item_error: OnItemError,
     pub(crate) max_frame_bytes: usize,
     pub(crate) last_event_id: LastEventIdPolicy,
+    pub(crate) shutdown: Option<Shutdown>,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             on_item_error: OnItemError::default(),
             max_frame_bytes: 32 * 1024,
             last_event_id: LastEventIdPolicy::default(),
+            shutdown: None,
         }
     }
 }
@@ -127,10 +130,11 @@ impl SseLayer {
         self
     }
 
-    /// Sets the most bytes of ready events coalesced into one body frame (default 32 KiB).
+    /// Sets the frame size at which the body stops coalescing ready events (default 32 KiB).
     ///
-    /// The body never waits for more events: this only bounds how much it gathers from
-    /// events that are already ready. A single larger event is still sent whole.
+    /// The body never waits for more events: it gathers events that are already ready into
+    /// one frame until the frame holds at least this many bytes. Events are never split, so
+    /// a frame can exceed this by one event.
     pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
         self.config.max_frame_bytes = bytes;
         self
@@ -147,6 +151,13 @@ impl SseLayer {
     /// for `EventSource` polyfills that cannot set headers.
     pub fn last_event_id_query(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.config.last_event_id.query_param = Some(name.into());
+        self
+    }
+
+    /// Ends every stream at an event boundary when `shutdown` is triggered; see
+    /// [`Shutdown`].
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.config.shutdown = Some(shutdown);
         self
     }
 }

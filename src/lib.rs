@@ -68,6 +68,7 @@ mod keep_alive;
 mod last_event_id;
 mod layer;
 mod service;
+mod shutdown;
 mod time_limit;
 
 pub use body::SseBody;
@@ -79,4 +80,5 @@ pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
 pub use service::Sse;
+pub use shutdown::Shutdown;
 pub use time_limit::EndReason;

@@ -16,6 +16,8 @@ pub enum EndReason {
     IdleTimeout,
     /// An item failed and the [`OnItemError`](crate::OnItemError) policy ended the stream.
     ItemError,
+    /// The server's [`Shutdown`](crate::Shutdown) was triggered.
+    Shutdown,
     /// The response was not `200 OK`, so no stream was sent.
     NotStreamed,
     /// The body was dropped before it ended: the client went away, or the server stopped.
@@ -30,6 +32,7 @@ impl EndReason {
             Self::MaxDuration => "max_duration",
             Self::IdleTimeout => "idle_timeout",
             Self::ItemError => "item_error",
+            Self::Shutdown => "shutdown",
             Self::NotStreamed => "not_streamed",
             Self::ClientGone => "client_gone",
         }
