@@ -1,0 +1,169 @@
+//! One log, many browsers: `cargo run --example broadcast`, then open http://127.0.0.1:3002
+//! in a few tabs.
+//!
+//! Pass another address as the first argument or in `BROADCAST_ADDR`. `POST /publish`
+//! publishes its body as an event (`curl -d hello 127.0.0.1:3002/publish`), a heartbeat is
+//! published every 2 s, and `GET /events` streams the log with keep-alives. The page's
+//! "drop connection" button closes its `EventSource` and opens a new one; a new
+//! `EventSource` sends no `Last-Event-ID`, so the page passes the last id it saw in the
+//! `lastEventId` query parameter, and nothing is lost or repeated.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::time::{interval, MissedTickBehavior};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_sse::{Event, EventLog, KeepAlive, LastEventId, SseBody, SseLayer, Subscription};
+
+const PAGE: &str = include_str!("broadcast.html");
+const DEFAULT_ADDR: &str = "127.0.0.1:3002";
+/// Larger posts are refused rather than buffered.
+const MAX_POST_BYTES: usize = 64 * 1024;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let addr = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("BROADCAST_ADDR").ok())
+        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    let listener = TcpListener::bind(&addr).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+
+    let log = EventLog::builder()
+        .max_events(1_000)
+        .max_age(Duration::from_secs(600))
+        .build();
+    tokio::spawn(heartbeat(log.clone()));
+    serve(listener, log).await;
+    Ok(())
+}
+
+/// Publishes the time every 2 s, so an idle page still shows the stream is alive.
+async fn heartbeat(log: EventLog) {
+    let mut every = interval(Duration::from_secs(2));
+    every.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        match Event::new().event("heartbeat") {
+            Ok(event) => {
+                log.publish(event.data(now));
+            }
+            Err(error) => tracing::error!(%error, "heartbeat event"),
+        }
+    }
+}
+
+/// Serves the page, the stream and the publish endpoint until the task is dropped.
+async fn serve(listener: TcpListener, log: EventLog) {
+    let events = ServiceBuilder::new()
+        .layer(
+            SseLayer::new()
+                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+                .retry(Duration::from_secs(1))
+                .last_event_id_query("lastEventId"),
+        )
+        .service_fn({
+            let log = log.clone();
+            move |req: Request<Incoming>| {
+                let response = log.response(req.extensions().get::<LastEventId>());
+                async move { Ok::<_, Infallible>(response) }
+            }
+        });
+    let app = service_fn(move |req| route(req, events.clone(), log.clone()));
+
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Typically out of file descriptors: pause rather than spin on the error.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+            if let Err(error) = connection {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+}
+
+type Page = Full<Bytes>;
+
+async fn route<S>(
+    req: Request<Incoming>,
+    events: S,
+    log: EventLog,
+) -> Result<Response<Either<Page, SseBody<Subscription>>>, Infallible>
+where
+    S: Service<Request<Incoming>, Response = Response<SseBody<Subscription>>, Error = Infallible>,
+{
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/") => {
+            let mut response = Response::new(Either::Left(Full::from(PAGE)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Ok(response)
+        }
+        (&Method::GET, "/events") => Ok(events.oneshot(req).await?.map(Either::Right)),
+        (&Method::POST, "/publish") => Ok(publish(req, &log).await),
+        (_, "/" | "/events" | "/publish") => Ok(plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        )),
+        _ => Ok(plain(StatusCode::NOT_FOUND, "not found\n".into())),
+    }
+}
+
+/// Publishes the request body, as text, as one event.
+async fn publish<B>(req: Request<Incoming>, log: &EventLog) -> Response<Either<Page, B>> {
+    let body = match Limited::new(req.into_body(), MAX_POST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            let status = if error.is::<LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return plain(status, format!("could not read the body: {error}\n"));
+        }
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let id = log.publish(Event::new().data(text));
+    plain(StatusCode::OK, format!("published as id {id}\n"))
+}
+
+fn plain<B>(status: StatusCode, text: String) -> Response<Either<Page, B>> {
+    let mut response = Response::new(Either::Left(Full::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,24 @@
+//! A replay log for server-sent events: [`EventLog`] keeps a bounded window of recent
+//! events, framed once, and each [`Subscription`] streams them from a client's
+//! `Last-Event-ID` on, so a reconnecting client loses and repeats nothing.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `log.rs` | [`EventLog`], [`EventLogBuilder`]: publish, retention, subscribe |
+//! | `subscription.rs` | [`Subscription`]: the stream, one cursor per client |
+//! | `store.rs` | the in-memory window, the seam for a shared-store backend |
+//! | `waiters.rs` | wakers of subscriptions waiting for the next event |
+//! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
+//! | `stats.rs` | [`ReplayStats`] |
+
+mod log;
+mod policy;
+mod stats;
+mod store;
+mod subscription;
+mod waiters;
+
+pub use self::log::{EventLog, EventLogBuilder};
+pub use self::policy::{OnLag, OnUnknownId};
+pub use self::stats::ReplayStats;
+pub use self::subscription::Subscription;

@@ -1,0 +1,180 @@
+//! What a subscription does when it cannot go on from where it is: [`OnLag`],
+//! [`OnUnknownId`], and the gap event that tells the client it missed events.
+
+use crate::event::{EncodedEvent, Event};
+
+use super::store::WireId;
+
+/// What a subscription does when it falls behind the retention window: events it had not
+/// read yet were evicted before it read them.
+///
+/// # Example
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tower_sse::{Event, EventLog, OnLag};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let log = EventLog::builder().max_events(2).on_lag(OnLag::SkipAhead).build();
+/// let mut slow = log.subscribe(None);
+/// for text in ["a", "b", "c"] {
+///     log.publish(Event::new().data(text));
+/// }
+/// // Event 1 went before `slow` read it: it hears of the gap, then goes on from 2.
+/// let gap = slow.next().await.unwrap();
+/// assert_eq!(
+///     gap.as_bytes(),
+///     "id: 1\nevent: reset\ndata: {\"reason\":\"lagged\",\"resume_from\":2}\n\n",
+/// );
+/// assert_eq!(slow.next().await.unwrap().as_bytes(), "id: 2\ndata: b\n\n");
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnLag {
+    /// End the stream (the default).
+    ///
+    /// The browser reconnects with the last id it received, which the log no longer
+    /// holds, so [`OnUnknownId`] decides what happens next: by default the client hears of
+    /// the gap and resumes from the oldest retained event.
+    #[default]
+    Disconnect,
+    /// Send the gap event at the point where events were lost, then go on from the oldest
+    /// retained event, on the same connection.
+    SkipAhead,
+}
+
+/// What [`EventLog::subscribe`](crate::EventLog::subscribe) does with a `Last-Event-ID` it
+/// cannot resume from: an id evicted from the window, one it never assigned (for example
+/// from before a restart), or one from the future.
+///
+/// The gap event is an event of type `reset` (see
+/// [`EventLogBuilder::gap_event`](crate::EventLogBuilder::gap_event)) whose data is JSON such
+/// as `{"reason":"cursor_too_old","resume_from":5}`. The reason is `cursor_too_old` for an
+/// id the log assigned that has been evicted, `unknown_id` for any other id, and `lagged`
+/// under [`OnLag::SkipAhead`]; `resume_from` is the sequence number of the next event sent,
+/// which is its id for events published with [`EventLog::publish`](crate::EventLog::publish).
+/// The gap event's own id is that of the event just before, so the browser's last id moves
+/// on and a reconnect right after it loses nothing more.
+///
+/// # Example
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tower_sse::{Event, EventLog, LastEventId, OnUnknownId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let log = EventLog::builder().max_events(2).build();
+/// for text in ["a", "b", "c"] {
+///     log.publish(Event::new().data(text));
+/// }
+/// // The default, ResetFromOldest: the gap, then every retained event.
+/// let mut events = log.subscribe(Some(&LastEventId::new("restarted-server-id")));
+/// assert_eq!(
+///     events.next().await.unwrap().as_bytes(),
+///     "id: 1\nevent: reset\ndata: {\"reason\":\"unknown_id\",\"resume_from\":2}\n\n",
+/// );
+/// assert_eq!(events.next().await.unwrap().as_bytes(), "id: 2\ndata: b\n\n");
+///
+/// let strict = EventLog::builder().on_unknown_id(OnUnknownId::NoContent).build();
+/// let response = strict.response(Some(&LastEventId::new("41")));
+/// assert_eq!(response.status(), 204);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnUnknownId {
+    /// Send the gap event, then every retained event from the oldest on (the default):
+    /// the client loses only what the log no longer has.
+    #[default]
+    ResetFromOldest,
+    /// Send the gap event, then only events published from now on.
+    ResetFromLive,
+    /// Send nothing: the subscription ends at once and
+    /// [`Subscription::is_rejected`](crate::Subscription::is_rejected) is true.
+    ///
+    /// Answer such a request with `204 No Content`, which tells `EventSource` to stop
+    /// reconnecting; [`EventLog::response`](crate::EventLog::response) does that.
+    NoContent,
+}
+
+/// Why a gap event was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GapReason {
+    /// The client's id was assigned by the log but has been evicted.
+    CursorTooOld,
+    /// The log never assigned the client's id, or has forgotten it.
+    UnknownId,
+    /// The subscription fell behind the window while reading.
+    Lagged,
+}
+
+impl GapReason {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::CursorTooOld => "cursor_too_old",
+            Self::UnknownId => "unknown_id",
+            Self::Lagged => "lagged",
+        }
+    }
+}
+
+/// A gap event ready to send.
+#[derive(Debug)]
+pub(super) struct Gap {
+    pub(super) frame: EncodedEvent,
+    pub(super) reason: GapReason,
+    pub(super) resume_from: u64,
+}
+
+impl Gap {
+    /// Frames the gap event from `template` (an event carrying only the configured type).
+    ///
+    /// Rare, so it is built with `format!` rather than straight into a buffer.
+    pub(super) fn new(template: &Event, id: WireId, reason: GapReason, resume_from: u64) -> Self {
+        let event = template.clone();
+        let event = match id {
+            WireId::Seq(seq) => event.id_u64(seq),
+            // Checked when it was published, so this cannot fail; if it did, an event
+            // without an id leaves the browser's last id as it was, which is still safe.
+            WireId::External(id) => event.clone().id(String::from(&*id)).unwrap_or(event),
+        };
+        // Written by hand so the frame is the same with or without the `json` feature.
+        let data = format!(
+            "{{\"reason\":\"{}\",\"resume_from\":{resume_from}}}",
+            reason.as_str()
+        );
+        Self {
+            frame: event.data(data).encode(),
+            reason,
+            resume_from,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_the_gap_with_the_previous_id() {
+        let template = Event::new().event("reset").unwrap();
+        let gap = Gap::new(&template, WireId::Seq(4), GapReason::CursorTooOld, 5);
+        assert_eq!(
+            gap.frame.as_bytes(),
+            "id: 4\nevent: reset\ndata: {\"reason\":\"cursor_too_old\",\"resume_from\":5}\n\n"
+        );
+        let gap = Gap::new(
+            &template,
+            WireId::External("17-0".into()),
+            GapReason::Lagged,
+            9,
+        );
+        assert_eq!(
+            gap.frame.as_bytes(),
+            "id: 17-0\nevent: reset\ndata: {\"reason\":\"lagged\",\"resume_from\":9}\n\n"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! [`ReplayStats`]: what an [`EventLog`](crate::EventLog) has done so far.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of an [`EventLog`](crate::EventLog), read with
+/// [`EventLog::stats`](crate::EventLog::stats).
+///
+/// All are totals since the log was built, except `live_subscribers`, the number of
+/// subscriptions that exist now and have not ended. Each counter is read on its own, so a
+/// snapshot taken while the log is busy need not be consistent across fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplayStats {
+    /// Events published.
+    pub published: u64,
+    /// Events evicted from the retention window.
+    pub evicted: u64,
+    /// Events sent to subscriptions that had been published before they subscribed, i.e.
+    /// sent to catch up after a reconnect.
+    pub replayed: u64,
+    /// Gap events sent, for unknown ids and for subscriptions that skipped ahead.
+    pub gap_signals: u64,
+    /// Subscriptions ended because they fell behind the window ([`OnLag::Disconnect`]).
+    ///
+    /// [`OnLag::Disconnect`]: crate::OnLag::Disconnect
+    pub lag_disconnects: u64,
+    /// Subscriptions refused with [`OnUnknownId::NoContent`].
+    ///
+    /// [`OnUnknownId::NoContent`]: crate::OnUnknownId::NoContent
+    pub rejected: u64,
+    /// Subscriptions that exist and have not ended.
+    pub live_subscribers: u64,
+}
+
+/// The shared counters behind [`ReplayStats`]; relaxed, as they order nothing.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) published: AtomicU64,
+    pub(super) evicted: AtomicU64,
+    pub(super) replayed: AtomicU64,
+    pub(super) gap_signals: AtomicU64,
+    pub(super) lag_disconnects: AtomicU64,
+    pub(super) rejected: AtomicU64,
+    pub(super) live_subscribers: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> ReplayStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        ReplayStats {
+            published: read(&self.published),
+            evicted: read(&self.evicted),
+            replayed: read(&self.replayed),
+            gap_signals: read(&self.gap_signals),
+            lag_disconnects: read(&self.lag_disconnects),
+            rejected: read(&self.rejected),
+            live_subscribers: read(&self.live_subscribers),
+        }
+    }
+}
