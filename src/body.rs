@@ -14,6 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{sleep_until, Instant, Sleep};
+use tracing::Span;
 
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
@@ -65,18 +66,18 @@ enum Phase {
 }
 
 impl<St> SseBody<St> {
-    pub(crate) fn new(stream: St, config: Arc<Config>) -> Self {
-        Self::with_phase(Some(stream), Phase::Opening, config)
+    pub(crate) fn new(stream: St, config: Arc<Config>, span: Span) -> Self {
+        Self::with_phase(Some(stream), Phase::Opening, config, span)
     }
 
     /// A body with nothing to send, for responses that are not streamed.
-    pub(crate) fn empty(config: Arc<Config>) -> Self {
-        let mut body = Self::with_phase(None, Phase::Done, config);
+    pub(crate) fn empty(config: Arc<Config>, span: Span) -> Self {
+        let mut body = Self::with_phase(None, Phase::Done, config, span);
         body.report.reason = Some(EndReason::NotStreamed);
         body
     }
 
-    fn with_phase(stream: Option<St>, phase: Phase, config: Arc<Config>) -> Self {
+    fn with_phase(stream: Option<St>, phase: Phase, config: Arc<Config>, span: Span) -> Self {
         let now = Instant::now();
         Self {
             stream,
@@ -89,7 +90,14 @@ impl<St> SseBody<St> {
             last_frame_at: now,
             last_item_at: now,
             config,
-            report: Report::default(),
+            report: Report {
+                span,
+                reason: None,
+                started_at: None,
+                events: 0,
+                bytes: 0,
+                keep_alives: 0,
+            },
         }
     }
 }
@@ -242,7 +250,10 @@ where
                 match item.encode_into(this.buf) {
                     Ok(()) => this.report.events += 1,
                     Err(error) => {
-                        tracing::error!(error = %error, policy = ?this.config.on_item_error, "sse item failed");
+                        let policy = this.config.on_item_error;
+                        this.report.span.in_scope(|| {
+                            tracing::error!(error = %error, ?policy, "sse item failed");
+                        });
                         if this.config.on_item_error == OnItemError::End {
                             source_end = Some(EndReason::ItemError);
                             break;
@@ -325,9 +336,10 @@ impl<St> fmt::Debug for SseBody<St> {
     }
 }
 
-/// What one stream did; logged once, when the body is dropped.
-#[derive(Debug, Default)]
+/// What one stream did; logged once, in the stream's span, when the body is dropped.
+#[derive(Debug)]
 struct Report {
+    span: Span,
     reason: Option<EndReason>,
     started_at: Option<Instant>,
     events: u64,
@@ -339,6 +351,7 @@ impl Drop for Report {
     fn drop(&mut self) {
         let reason = self.reason.unwrap_or(EndReason::ClientGone);
         let duration = self.started_at.map(|at| at.elapsed()).unwrap_or_default();
+        let _in_span = self.span.enter();
         tracing::debug!(
             reason = reason.as_str(),
             events = self.events,

@@ -9,6 +9,7 @@ use futures_core::Stream;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use pin_project_lite::pin_project;
+use tracing::Span;
 
 use crate::body::SseBody;
 use crate::item::SseItem;
@@ -24,14 +25,16 @@ pin_project! {
         #[pin]
         inner: F,
         config: Option<Arc<Config>>,
+        span: Span,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, config: Arc<Config>) -> Self {
+    pub(crate) fn new(inner: F, config: Arc<Config>, span: Span) -> Self {
         Self {
             inner,
             config: Some(config),
+            span,
         }
     }
 }
@@ -49,7 +52,8 @@ where
         let response = ready!(this.inner.poll(cx))?;
         // Polled again after completion is a caller bug; answer with defaults, not a panic.
         let config = this.config.take().unwrap_or_default();
-        Poll::Ready(Ok(into_sse_response(response, config)))
+        let span = std::mem::replace(this.span, Span::none());
+        Poll::Ready(Ok(into_sse_response(response, config, span)))
     }
 }
 
@@ -58,6 +62,7 @@ where
 pub(crate) fn into_sse_response<St>(
     response: Response<St>,
     config: Arc<Config>,
+    span: Span,
 ) -> Response<SseBody<St>>
 where
     St: Stream,
@@ -65,10 +70,10 @@ where
 {
     let (mut parts, stream) = response.into_parts();
     if parts.status != StatusCode::OK {
-        return Response::from_parts(parts, SseBody::empty(config));
+        return Response::from_parts(parts, SseBody::empty(config, span));
     }
     set_headers(&mut parts.headers);
-    Response::from_parts(parts, SseBody::new(stream, config))
+    Response::from_parts(parts, SseBody::new(stream, config, span))
 }
 
 fn set_headers(headers: &mut HeaderMap) {

@@ -10,6 +10,7 @@ use tower_service::Service;
 use crate::body::SseBody;
 use crate::future::ResponseFuture;
 use crate::item::SseItem;
+use crate::last_event_id::LastEventId;
 use crate::layer::{Config, SseLayer};
 
 /// Middleware that serves an inner service's `Response<impl Stream>` as server-sent events.
@@ -96,9 +97,14 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let last_event_id = self.config.last_event_id.read(req.headers(), req.uri());
+        // One span per stream; the body logs its end inside it.
+        let span = tracing::debug_span!(
+            "sse",
+            last_event_id = last_event_id.as_ref().map(LastEventId::as_str)
+        );
         if let Some(id) = last_event_id {
             req.extensions_mut().insert(id);
         }
-        ResponseFuture::new(self.inner.call(req), self.config.clone())
+        ResponseFuture::new(self.inner.call(req), self.config.clone(), span)
     }
 }
