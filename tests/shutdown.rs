@@ -72,7 +72,11 @@ async fn graceful_shutdown_drains_every_live_stream() {
 
     let mut readers = Vec::new();
     for n in 0..STREAMS {
-        let proto = if n % 2 == 0 { Proto::Http1 } else { Proto::Http2 };
+        let proto = if n % 2 == 0 {
+            Proto::Http1
+        } else {
+            Proto::Http2
+        };
         let mut client = Client::connect(addr, proto).await;
         let response = client.send(empty(client.get("/events"))).await;
         let mut body = response.into_body();
