@@ -37,7 +37,8 @@ use crate::shutdown::Shutdown;
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct SseLayer {
-    config: Config,
+    // Shared with every service and body made from it; setters copy it only if shared.
+    config: Arc<Config>,
 }
 
 /// Shared by the layer and every service and body it makes; cloned once per layer call.
@@ -79,13 +80,13 @@ impl SseLayer {
 
     /// Sets the keep-alive comment and its interval.
     pub fn keep_alive(mut self, keep_alive: KeepAlive) -> Self {
-        self.config.keep_alive = Some(keep_alive);
+        Arc::make_mut(&mut self.config).keep_alive = Some(keep_alive);
         self
     }
 
     /// Sends no keep-alive comments.
     pub fn no_keep_alive(mut self) -> Self {
-        self.config.keep_alive = None;
+        Arc::make_mut(&mut self.config).keep_alive = None;
         self
     }
 
@@ -94,14 +95,14 @@ impl SseLayer {
     /// The browser then reconnects with `Last-Event-ID`. Bounded lifetimes spread load over
     /// servers and let deploys drain.
     pub fn max_duration(mut self, max_duration: Duration) -> Self {
-        self.config.max_duration = Some(max_duration);
+        Arc::make_mut(&mut self.config).max_duration = Some(max_duration);
         self
     }
 
     /// Shortens each stream's `max_duration` by a random part of up to `fraction` (0 to 1),
     /// so clients that connected together do not reconnect together.
     pub fn max_duration_jitter(mut self, fraction: f64) -> Self {
-        self.config.max_duration_jitter = fraction;
+        Arc::make_mut(&mut self.config).max_duration_jitter = fraction;
         self
     }
 
@@ -109,7 +110,7 @@ impl SseLayer {
     ///
     /// Keep-alive comments do not count as items.
     pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.config.idle_timeout = Some(idle_timeout);
+        Arc::make_mut(&mut self.config).idle_timeout = Some(idle_timeout);
         self
     }
 
@@ -120,13 +121,13 @@ impl SseLayer {
         let mut frame = BytesMut::new();
         encode::put_u64_field(&mut frame, RETRY, millis);
         encode::end_event(&mut frame);
-        self.config.opening = frame.freeze();
+        Arc::make_mut(&mut self.config).opening = frame.freeze();
         self
     }
 
     /// Sets what happens to an item that fails; see [`OnItemError`].
     pub fn on_item_error(mut self, policy: OnItemError) -> Self {
-        self.config.on_item_error = policy;
+        Arc::make_mut(&mut self.config).on_item_error = policy;
         self
     }
 
@@ -136,29 +137,35 @@ impl SseLayer {
     /// one frame until the frame holds at least this many bytes. Events are never split, so
     /// a frame can exceed this by one event.
     pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
-        self.config.max_frame_bytes = bytes;
+        Arc::make_mut(&mut self.config).max_frame_bytes = bytes;
         self
     }
 
     /// Sets the longest `Last-Event-ID` accepted (default 1024 bytes); longer ones are
     /// ignored.
     pub fn last_event_id_max_len(mut self, bytes: usize) -> Self {
-        self.config.last_event_id.max_len = bytes;
+        Arc::make_mut(&mut self.config).last_event_id.max_len = bytes;
         self
     }
 
     /// Also reads the last event id from this query parameter when the header is absent,
     /// for `EventSource` polyfills that cannot set headers.
     pub fn last_event_id_query(mut self, name: impl Into<Cow<'static, str>>) -> Self {
-        self.config.last_event_id.query_param = Some(name.into());
+        Arc::make_mut(&mut self.config).last_event_id.query_param = Some(name.into());
         self
     }
 
     /// Ends every stream at an event boundary when `shutdown` is triggered; see
     /// [`Shutdown`].
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
-        self.config.shutdown = Some(shutdown);
+        Arc::make_mut(&mut self.config).shutdown = Some(shutdown);
         self
+    }
+
+    /// This configuration for a body made without the service, by the axum response type.
+    #[cfg(feature = "axum")]
+    pub(crate) fn shared_config(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
     }
 }
 
@@ -166,6 +173,6 @@ impl<S> Layer<S> for SseLayer {
     type Service = Sse<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Sse::from_config(inner, Arc::new(self.config.clone()))
+        Sse::from_config(inner, self.config.clone())
     }
 }
