@@ -113,6 +113,18 @@ pub(super) struct Shared {
     pub(super) counters: Counters,
 }
 
+/// Where a client's `Last-Event-ID` places it in the window.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Resume {
+    /// No id (a first connection): events published from now on.
+    Live,
+    /// From sequence number `cursor` on, leaving out events whose key is at most `floor`,
+    /// which the client has seen (they may not have reached this window yet).
+    At { cursor: u64, floor: Option<u128> },
+    /// Not from where the client was: [`OnUnknownId`] decides.
+    Gap(GapReason),
+}
+
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) store: MemoryStore,
@@ -224,6 +236,25 @@ impl EventLog {
     /// Pass what [`SseLayer`](crate::SseLayer) put in the request's extensions:
     /// `log.subscribe(req.extensions().get::<LastEventId>())`.
     pub fn subscribe(&self, last_event_id: Option<&LastEventId>) -> Subscription {
+        self.subscribe_with(|store| match last_event_id {
+            None => Resume::Live,
+            Some(id) => match store.resolve(id.as_str()) {
+                Some(seq) => Resume::At {
+                    cursor: seq + 1,
+                    floor: None,
+                },
+                None if store.is_evicted_seq(id.as_str()) => Resume::Gap(GapReason::CursorTooOld),
+                None => Resume::Gap(GapReason::UnknownId),
+            },
+        })
+    }
+
+    /// Subscribes where `resolve` places the client in the window, which it reads under the
+    /// same lock that publishing takes, so nothing is published in between.
+    pub(super) fn subscribe_with(
+        &self,
+        resolve: impl FnOnce(&MemoryStore) -> Resume,
+    ) -> Subscription {
         let shared = &*self.shared;
         let config = &shared.config;
         let now = config.limits.max_age.map(|_| Instant::now());
@@ -233,27 +264,25 @@ impl EventLog {
             Counters::add(&shared.counters.evicted, evicted);
             let store = &state.store;
             let next = store.next_seq();
-            let at = |cursor| Start::At {
+            let at = |cursor, floor| Start::At {
                 cursor,
                 replay_end: next,
+                floor,
             };
-            match last_event_id.map(|id| (id, store.resolve(id.as_str()))) {
-                None => (at(next), None),
-                Some((_, Some(seq))) => (at(seq + 1), None),
-                Some((id, None)) => {
+            match resolve(store) {
+                Resume::Live => (at(next, None), None),
+                Resume::At { cursor, floor } => (at(cursor, floor), None),
+                Resume::Gap(reason) => {
                     let first = store.first_seq();
-                    let reason = if store.is_evicted_seq(id.as_str()) {
-                        GapReason::CursorTooOld
-                    } else {
-                        GapReason::UnknownId
-                    };
                     match config.on_unknown_id {
-                        OnUnknownId::ResetFromOldest => {
-                            (at(first), Some((store.wire_id(first - 1), reason, first)))
-                        }
-                        OnUnknownId::ResetFromLive => {
-                            (at(next), Some((store.wire_id(next - 1), reason, next)))
-                        }
+                        OnUnknownId::ResetFromOldest => (
+                            at(first, None),
+                            Some((store.wire_id(first - 1), reason, first)),
+                        ),
+                        OnUnknownId::ResetFromLive => (
+                            at(next, None),
+                            Some((store.wire_id(next - 1), reason, next)),
+                        ),
                         OnUnknownId::NoContent => (Start::Rejected, None),
                     }
                 }
@@ -280,6 +309,43 @@ impl EventLog {
     /// The log's counters so far.
     pub fn stats(&self) -> ReplayStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Runs `change` on the window under both locks, then wakes waiting subscriptions.
+    ///
+    /// For a window fed from outside (a Redis stream) rather than by `publish`: `change`
+    /// returns how many events it appended and how many left the window.
+    #[cfg(feature = "redis")]
+    pub(super) fn feed(&self, change: impl FnOnce(&mut MemoryStore, &Limits) -> (u64, u64)) {
+        let shared = &*self.shared;
+        // Keeps `publish` (never called on such a log) in step with the window.
+        let mut next_seq = lock(&shared.publisher);
+        let (appended, evicted, wakers) = {
+            let mut state = lock(&shared.state);
+            let (appended, evicted) = change(&mut state.store, &shared.config.limits);
+            *next_seq = state.store.next_seq();
+            // Every change matters to waiting subscriptions: even one that appends and
+            // evicts nothing may have left a hole in the sequence numbers.
+            (appended, evicted, state.waiters.take_armed())
+        };
+        drop(next_seq);
+        Counters::add(&shared.counters.published, appended);
+        Counters::add(&shared.counters.evicted, evicted);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Reads the window under its lock.
+    #[cfg(feature = "redis")]
+    pub(super) fn read<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
+        read(&lock(&self.shared.state).store)
+    }
+
+    /// The window's configuration.
+    #[cfg(feature = "redis")]
+    pub(super) fn limits(&self) -> Limits {
+        self.shared.config.limits
     }
 }
 
@@ -397,6 +463,12 @@ impl EventLogBuilder {
         Ok(self)
     }
 
+    /// The retention window configured so far.
+    #[cfg(feature = "redis")]
+    pub(super) fn limits(&self) -> Limits {
+        self.config.limits
+    }
+
     /// Builds the log.
     pub fn build(self) -> EventLog {
         EventLog {
@@ -439,5 +511,116 @@ mod tests {
         drop(waiting);
         assert_eq!(lock(&log.shared.state).waiters.capacity(), (3, 3, 0));
         assert_eq!(log.stats().live_subscribers, 0);
+    }
+
+    /// A window fed by keys, as the Redis reader feeds it: resuming by order.
+    #[cfg(feature = "redis")]
+    mod keyed {
+        use super::*;
+
+        fn feed(log: &EventLog, keys: &[u128]) {
+            log.feed(|store, limits| {
+                for &key in keys {
+                    let id: Arc<str> = Arc::from(key.to_string());
+                    let frame = Event::new().id(key.to_string()).unwrap().encode();
+                    store.append_keyed(key, id, frame, None);
+                }
+                (keys.len() as u64, store.evict(limits, None))
+            });
+        }
+
+        fn at(log: &EventLog, key: u128) -> Subscription {
+            log.subscribe_with(|store| match store.resolve_key(key) {
+                Some(cursor) => Resume::At {
+                    cursor,
+                    floor: Some(key),
+                },
+                None => Resume::Gap(GapReason::CursorTooOld),
+            })
+        }
+
+        fn ready_keys(subscription: &mut Subscription) -> Vec<String> {
+            let mut keys = Vec::new();
+            while let Some(frame) = subscription.next().now_or_never() {
+                let frame = frame.expect("does not end");
+                let text = std::str::from_utf8(frame.as_bytes()).unwrap().to_owned();
+                keys.push(text);
+                assert!(keys.len() < 100);
+            }
+            keys
+        }
+
+        fn ids(keys: &[u128]) -> Vec<String> {
+            keys.iter().map(|key| format!("id: {key}\n\n")).collect()
+        }
+
+        #[test]
+        fn ids_resolve_by_order() {
+            let log = EventLog::builder().max_events(3).build();
+            log.feed(|store, _| {
+                store.start_after(5, Arc::from("5"));
+                (0, 0)
+            });
+            feed(&log, &[10, 20, 30]);
+            assert_eq!(
+                ready_keys(&mut at(&log, 5)),
+                ids(&[10, 20, 30]),
+                "the boundary"
+            );
+            assert_eq!(ready_keys(&mut at(&log, 10)), ids(&[20, 30]));
+            // Between two events: the first one after it.
+            assert_eq!(ready_keys(&mut at(&log, 25)), ids(&[30]));
+            let mut old = at(&log, 4);
+            let gap = ready_keys(&mut old);
+            assert!(gap[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""));
+            assert_eq!(gap[1..], ids(&[10, 20, 30]));
+        }
+
+        #[test]
+        fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
+            let log = EventLog::new();
+            feed(&log, &[10]);
+            // The client saw 30 on another node; 20 and 30 have not reached this one.
+            let mut ahead = at(&log, 30);
+            assert!(ready_keys(&mut ahead).is_empty());
+            feed(&log, &[20]);
+            assert!(ready_keys(&mut ahead).is_empty());
+            feed(&log, &[30, 40]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
+            feed(&log, &[50]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[50]));
+        }
+
+        #[test]
+        fn events_evicted_below_the_floor_are_not_a_lag() {
+            let log = EventLog::builder().max_events(2).build();
+            let mut ahead = at(&log, 30);
+            assert!(ready_keys(&mut ahead).is_empty());
+            // 10 and 20 come and go before the subscription reads: it did not need them.
+            feed(&log, &[10, 20, 30, 40]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
+            assert_eq!(log.stats().lag_disconnects, 0);
+        }
+
+        #[test]
+        fn a_skip_puts_every_subscription_behind_the_window() {
+            let log = EventLog::new();
+            feed(&log, &[10]);
+            let mut live = log.subscribe(None);
+            assert!(ready_keys(&mut live).is_empty());
+            log.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
+            feed(&log, &[50]);
+            // Events 20 to 40 never reached the window: the default policy disconnects.
+            assert!(live.next().now_or_never().unwrap().is_none());
+            assert_eq!(log.stats().lag_disconnects, 1);
+            let mut again = at(&log, 10);
+            let frames = ready_keys(&mut again);
+            assert!(
+                frames[0].starts_with("id: 40\nevent: reset\n"),
+                "{frames:?}"
+            );
+            assert_eq!(frames[1..], ids(&[50]));
+            assert_eq!(ready_keys(&mut at(&log, 40)), ids(&[50]));
+        }
     }
 }

@@ -10,9 +10,12 @@
 //! | `waiters.rs` | wakers of subscriptions waiting for the next event |
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
+//! | `redis/` | `RedisLog`: the window fed from a Redis stream (feature `redis`) |
 
 mod log;
 mod policy;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 mod stats;
 mod store;
 mod subscription;
@@ -20,5 +23,7 @@ mod waiters;
 
 pub use self::log::{EventLog, EventLogBuilder};
 pub use self::policy::{OnLag, OnUnknownId};
+#[cfg(feature = "redis")]
+pub use self::redis::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
 pub use self::stats::ReplayStats;
 pub use self::subscription::Subscription;

@@ -2,9 +2,12 @@
 //!
 //! Everything the rest of the replay log needs from storage goes through [`MemoryStore`]:
 //! append a framed event (with the caller's id, if any), read the frame at a cursor,
-//! resolve a client's `Last-Event-ID` to a cursor, and evict from the front. A backend on a
-//! shared store (Redis Streams, say, whose ids look like `1700000000000-0`) offers the same
-//! four operations, fed in publish order through `EventLog::publish_with_id`.
+//! resolve a client's `Last-Event-ID` to a cursor, and evict from the front.
+//!
+//! Every entry also carries an ordering key. For the log's own events it is the sequence
+//! number; the Redis backend (`replay/redis`) appends frames under the key of their stream
+//! entry id (`<ms>-<seq>` as `ms << 64 | seq`), so a client's id resolves by order, as "the
+//! first entry after it", even when it names an entry this node has not received yet.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,6 +29,8 @@ pub(super) struct Limits {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
+    /// Increasing along the window.
+    key: u128,
     frame: EncodedEvent,
     /// Only read when the window has a `max_age`.
     at: Option<Instant>,
@@ -53,6 +58,8 @@ pub(super) struct MemoryStore {
     bytes: usize,
     /// The caller's id of the boundary event, if it had one.
     boundary: Option<Arc<str>>,
+    /// The key of the boundary event: every event with a key up to it has left the window.
+    boundary_key: u128,
     /// Caller ids of the retained events and the boundary; the latest use of an id wins.
     by_id: HashMap<Arc<str>, u64>,
 }
@@ -64,6 +71,7 @@ impl MemoryStore {
             next_seq: 1,
             bytes: 0,
             boundary: None,
+            boundary_key: 0,
             by_id: HashMap::new(),
         }
     }
@@ -84,7 +92,7 @@ impl MemoryStore {
         self.bytes
     }
 
-    /// Appends the frame of event `seq`, which must be `next_seq()`.
+    /// Appends the frame of event `seq`, which must be `next_seq()`; its key is `seq`.
     pub(super) fn append(
         &mut self,
         seq: u64,
@@ -96,9 +104,21 @@ impl MemoryStore {
         if let Some(id) = &external {
             self.by_id.insert(id.clone(), seq);
         }
+        self.push(u128::from(seq), frame, external, at);
+    }
+
+    fn push(
+        &mut self,
+        key: u128,
+        frame: EncodedEvent,
+        external: Option<Arc<str>>,
+        at: Option<Instant>,
+    ) {
+        let seq = self.next_seq;
         self.bytes += frame.as_bytes().len();
         self.entries.push_back(Entry {
             seq,
+            key,
             frame,
             at,
             external,
@@ -106,9 +126,71 @@ impl MemoryStore {
         self.next_seq = seq + 1;
     }
 
-    /// The frame of event `seq`, if it is retained.
-    pub(super) fn get(&self, seq: u64) -> Option<&EncodedEvent> {
-        self.entry(seq).map(|entry| &entry.frame)
+    /// Appends a frame under an ordering key greater than any before it, with `id` being
+    /// the id it went out with (already in the frame). Resolved by [`resolve_key`] only.
+    ///
+    /// [`resolve_key`]: Self::resolve_key
+    #[cfg(feature = "redis")]
+    pub(super) fn append_keyed(
+        &mut self,
+        key: u128,
+        id: Arc<str>,
+        frame: EncodedEvent,
+        at: Option<Instant>,
+    ) {
+        debug_assert!(key > self.newest_key(), "keys increase along the window");
+        self.push(key, frame, Some(id), at);
+    }
+
+    /// Makes `(key, id)` the boundary of an empty window: the newest event this window will
+    /// never hold. Used before a keyed window is first filled.
+    #[cfg(feature = "redis")]
+    pub(super) fn start_after(&mut self, key: u128, id: Arc<str>) {
+        debug_assert!(self.entries.is_empty());
+        self.boundary_key = key;
+        self.boundary = Some(id);
+    }
+
+    /// Empties the window and leaves out one sequence number, so that every subscription
+    /// finds itself behind the window: events up to `key` (whose id is `id`) are lost to
+    /// this node. Returns how many events left the window.
+    #[cfg(feature = "redis")]
+    pub(super) fn skip_to(&mut self, key: u128, id: Arc<str>) -> u64 {
+        let evicted = self.entries.len() as u64;
+        self.entries.clear();
+        self.bytes = 0;
+        self.next_seq += 1;
+        self.boundary_key = key.max(self.boundary_key);
+        self.boundary = Some(id);
+        evicted
+    }
+
+    /// The frame of event `seq` and its key, if it is retained.
+    pub(super) fn get(&self, seq: u64) -> Option<(u128, &EncodedEvent)> {
+        self.entry(seq).map(|entry| (entry.key, &entry.frame))
+    }
+
+    /// The key of the newest event the window has had: retained, or else the boundary.
+    #[cfg(feature = "redis")]
+    pub(super) fn newest_key(&self) -> u128 {
+        self.entries
+            .back()
+            .map_or(self.boundary_key, |entry| entry.key)
+    }
+
+    /// The sequence number of the first retained event with a key above `key`, or
+    /// `next_seq()` when there is none (yet).
+    pub(super) fn seq_after(&self, key: u128) -> u64 {
+        let index = self.entries.partition_point(|entry| entry.key <= key);
+        self.first_seq() + index as u64
+    }
+
+    /// Where a client that last saw the event with ordering key `key` resumes: the first
+    /// event after it, even one not received yet; `None` when events after it have left
+    /// the window (`key` is older than the boundary).
+    #[cfg(feature = "redis")]
+    pub(super) fn resolve_key(&self, key: u128) -> Option<u64> {
+        (key >= self.boundary_key).then(|| self.seq_after(key))
     }
 
     fn entry(&self, seq: u64) -> Option<&Entry> {
@@ -182,6 +264,7 @@ impl MemoryStore {
             return;
         };
         self.bytes -= entry.frame.as_bytes().len();
+        self.boundary_key = entry.key;
         // The old boundary is now two behind the window: resuming from it would lose the
         // event just evicted, so its id no longer resolves.
         if let Some(old) = self.boundary.take() {

@@ -20,8 +20,12 @@ use super::store::WireId;
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Start {
     /// At this sequence number; events before `replay_end` (the next sequence number when
-    /// it subscribed) count as replayed.
-    At { cursor: u64, replay_end: u64 },
+    /// it subscribed) count as replayed. Events whose key is at most `floor` are left out.
+    At {
+        cursor: u64,
+        replay_end: u64,
+        floor: Option<u128>,
+    },
     /// Refused by [`OnUnknownId::NoContent`](crate::OnUnknownId::NoContent).
     Rejected,
 }
@@ -43,6 +47,9 @@ pub struct Subscription {
     shared: Arc<Shared>,
     /// The sequence number of the next event to send.
     cursor: u64,
+    /// Events with a key up to this were seen by the client elsewhere: on another node
+    /// whose reader was ahead of this one's. Cleared once an event above it is retained.
+    floor: Option<u128>,
     /// This subscription's waker slot in the log, once it has waited.
     slot: Option<usize>,
     /// Sent before anything else.
@@ -76,20 +83,25 @@ enum Step {
 
 impl Subscription {
     pub(super) fn new(shared: Arc<Shared>, start: Start, gap: Option<Gap>) -> Self {
-        let (phase, cursor, replay_end) = match start {
-            Start::At { cursor, replay_end } => {
+        let (phase, cursor, replay_end, floor) = match start {
+            Start::At {
+                cursor,
+                replay_end,
+                floor,
+            } => {
                 Counters::add(&shared.counters.live_subscribers, 1);
-                (Phase::Reading, cursor, replay_end)
+                (Phase::Reading, cursor, replay_end, floor)
             }
             Start::Rejected => {
                 Counters::add(&shared.counters.rejected, 1);
                 tracing::debug!("sse replay refused an unknown Last-Event-ID");
-                (Phase::Rejected, 0, 0)
+                (Phase::Rejected, 0, 0, None)
             }
         };
         Self {
             shared,
             cursor,
+            floor,
             slot: None,
             gap,
             phase,
@@ -145,6 +157,14 @@ impl Subscription {
                 Some(now) => state.store.evict(&config.limits, Some(now)),
                 None => 0,
             };
+            if let Some(floor) = self.floor {
+                let after = state.store.seq_after(floor);
+                self.cursor = self.cursor.max(after);
+                // Every later event has a larger key: the floor has done its work.
+                if after < state.store.next_seq() {
+                    self.floor = None;
+                }
+            }
             let first = state.store.first_seq();
             let step = if self.cursor < first {
                 match config.on_lag {
@@ -154,7 +174,7 @@ impl Subscription {
                         id: state.store.wire_id(first - 1),
                     },
                 }
-            } else if let Some(frame) = state.store.get(self.cursor) {
+            } else if let Some((_, frame)) = state.store.get(self.cursor) {
                 Step::Send(frame.clone())
             } else {
                 // Registered under the same lock that saw no event at the cursor, so a

@@ -1,0 +1,32 @@
+//! The replay log on a Redis stream, for several server nodes: [`RedisLog`].
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `log.rs` | [`RedisLog`], [`RedisLogBuilder`]: connect, publish, subscribe |
+//! | `reader.rs` | the node's one reader of the stream: backfill, follow, reconnect |
+//! | `script.rs` | the Lua script every read goes through, and its reply |
+//! | `id.rs` | [`StreamId`] |
+//! | `error.rs` | [`ConnectError`], [`PublishError`] |
+//!
+//! # The client crate
+//!
+//! [redis-rs](https://docs.rs/redis) (the `redis` crate, 1.x), the most used Redis client in
+//! Rust, with only the features needed here (`tokio-comp`, `connection-manager`, `script`).
+//! Its tokio `ConnectionManager` is what publishing needs: one multiplexed connection shared
+//! by every handle, reconnecting in the background, and it hands a connection error to the
+//! caller instead of sending the command again, so an `XADD` is never appended twice behind
+//! the caller's back and an outage surfaces as a [`PublishError`]. (fred re-sends commands
+//! after a reconnect unless told not to, and brings its own pooling and runtime layer this
+//! log does not need.) A plain multiplexed connection of the same crate is the reader's
+//! dedicated blocking connection. The cost: redis-rs 1.x needs Rust 1.88, so the `redis`
+//! feature does too. No type of it appears in this crate's API.
+
+mod error;
+mod id;
+mod log;
+mod reader;
+mod script;
+
+pub use self::error::{ConnectError, PublishError};
+pub use self::id::StreamId;
+pub use self::log::{RedisLog, RedisLogBuilder};
