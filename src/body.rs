@@ -41,14 +41,13 @@ pin_project! {
     pub struct SseBody<St> {
         #[pin]
         stream: Option<St>,
-        #[pin]
-        lifetime: Option<Sleep>,
-        #[pin]
-        idle: Option<Sleep>,
-        #[pin]
-        keep_alive: Option<Sleep>,
-        #[pin]
-        shutdown: Option<OwnedNotified>,
+        // Timers and the shutdown signal are boxed, and only when configured: an idle
+        // connection then holds one boxed `Sleep` (the keep-alive), not three inline ones,
+        // which matters at tens of thousands of open streams.
+        lifetime: Option<Pin<Box<Sleep>>>,
+        idle: Option<Pin<Box<Sleep>>>,
+        keep_alive: Option<Pin<Box<Sleep>>>,
+        shutdown: Option<Pin<Box<OwnedNotified>>>,
         phase: Phase,
         buf: BytesMut,
         last_frame_at: Instant,
@@ -102,6 +101,14 @@ impl<St> SseBody<St> {
     }
 }
 
+/// An empty body that has already ended, as layers such as tower-http's `CorsLayer` and
+/// `TimeoutLayer` need for the responses they make themselves.
+impl<St> Default for SseBody<St> {
+    fn default() -> Self {
+        Self::empty(Arc::default(), Span::none())
+    }
+}
+
 impl<St> SseBodyProj<'_, St> {
     /// Arms the configured timers and returns the opening frame.
     fn open(&mut self) -> Bytes {
@@ -109,16 +116,16 @@ impl<St> SseBodyProj<'_, St> {
         let config = &**self.config;
         if let Some(max) = config.max_duration {
             let lifetime = jittered(max, config.max_duration_jitter);
-            arm(self.lifetime.as_mut(), now, lifetime);
+            arm(self.lifetime, now, lifetime);
         }
         if let Some(idle) = config.idle_timeout {
-            arm(self.idle.as_mut(), now, idle);
+            arm(self.idle, now, idle);
         }
         if let Some(keep_alive) = &config.keep_alive {
-            arm(self.keep_alive.as_mut(), now, keep_alive.interval);
+            arm(self.keep_alive, now, keep_alive.interval);
         }
         if let Some(shutdown) = &config.shutdown {
-            self.shutdown.set(Some(shutdown.notified()));
+            *self.shutdown = Some(Box::pin(shutdown.notified()));
         }
         *self.last_frame_at = now;
         *self.last_item_at = now;
@@ -132,19 +139,19 @@ impl<St> SseBodyProj<'_, St> {
         *self.phase = Phase::Done;
         self.report.reason = Some(reason);
         self.stream.set(None);
-        self.lifetime.set(None);
-        self.idle.set(None);
-        self.keep_alive.set(None);
-        self.shutdown.set(None);
+        *self.lifetime = None;
+        *self.idle = None;
+        *self.keep_alive = None;
+        *self.shutdown = None;
     }
 
     /// Whether the server's [`Shutdown`](crate::Shutdown) has been triggered.
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(notified) = self.shutdown.as_mut().as_pin_mut() else {
+        let Some(notified) = self.shutdown.as_mut() else {
             return false;
         };
         // The flag covers a trigger that came before this body subscribed.
-        notified.poll(cx).is_ready()
+        notified.as_mut().poll(cx).is_ready()
             || self
                 .config
                 .shutdown
@@ -158,10 +165,10 @@ impl<St> SseBodyProj<'_, St> {
     }
 }
 
-fn arm(mut sleep: Pin<&mut Option<Sleep>>, now: Instant, after: Duration) {
+fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, now: Instant, after: Duration) {
     // A deadline past the end of time is never reached: leave the timer off.
     if let Some(deadline) = now.checked_add(after) {
-        sleep.set(Some(sleep_until(deadline)));
+        *sleep = Some(Box::pin(sleep_until(deadline)));
     }
 }
 
@@ -171,12 +178,12 @@ fn arm(mut sleep: Pin<&mut Option<Sleep>>, now: Instant, after: Duration) {
 ///
 /// Returns whether `since + after` has passed.
 fn poll_lazy(
-    sleep: Pin<&mut Option<Sleep>>,
+    sleep: &mut Option<Pin<Box<Sleep>>>,
     cx: &mut Context<'_>,
     since: Instant,
     after: Duration,
 ) -> bool {
-    let Some(mut sleep) = sleep.as_pin_mut() else {
+    let Some(sleep) = sleep.as_mut() else {
         return false;
     };
     if sleep.as_mut().poll(cx).is_pending() {
@@ -190,7 +197,7 @@ fn poll_lazy(
     }
     sleep.as_mut().reset(deadline);
     // Registers the waker for the new deadline; it lies ahead, so this is pending.
-    let _ = sleep.poll(cx);
+    let _ = sleep.as_mut().poll(cx);
     false
 }
 
@@ -227,8 +234,8 @@ where
                 _ => Poll::Ready(None),
             };
         }
-        if let Some(lifetime) = this.lifetime.as_mut().as_pin_mut() {
-            if lifetime.poll(cx).is_ready() {
+        if let Some(lifetime) = this.lifetime.as_mut() {
+            if lifetime.as_mut().poll(cx).is_ready() {
                 this.finish(EndReason::MaxDuration);
                 return Poll::Ready(None);
             }
@@ -285,23 +292,25 @@ where
         }
 
         if let Some(idle) = this.config.idle_timeout {
-            if poll_lazy(this.idle.as_mut(), cx, *this.last_item_at, idle) {
+            if poll_lazy(this.idle, cx, *this.last_item_at, idle) {
                 this.finish(EndReason::IdleTimeout);
                 return Poll::Ready(None);
             }
         }
         if let Some(keep_alive) = &this.config.keep_alive {
             let interval = keep_alive.interval;
-            if poll_lazy(this.keep_alive.as_mut(), cx, *this.last_frame_at, interval) {
+            if poll_lazy(this.keep_alive, cx, *this.last_frame_at, interval) {
                 let now = Instant::now();
                 *this.last_frame_at = now;
                 this.report.keep_alives += 1;
                 let frame = keep_alive.frame.clone();
-                if let Some(sleep) = this.keep_alive.as_mut().as_pin_mut() {
-                    match now.checked_add(interval) {
-                        Some(next) => sleep.reset(next),
-                        None => this.keep_alive.set(None),
+                match now.checked_add(interval) {
+                    Some(next) => {
+                        if let Some(sleep) = this.keep_alive.as_mut() {
+                            sleep.as_mut().reset(next);
+                        }
                     }
+                    None => *this.keep_alive = None,
                 }
                 return this.data_frame(frame);
             }
@@ -360,5 +369,28 @@ impl Drop for Report {
             duration_ms = duration.as_millis() as u64,
             "sse stream ended"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::stream::Pending;
+
+    use super::*;
+    use crate::Event;
+
+    /// Tens of thousands of idle streams each hold one body: timers that are not configured
+    /// must not take room in it (three inline `Sleep`s made it 568 bytes).
+    #[test]
+    fn idle_body_holds_no_inline_timer() {
+        let size = std::mem::size_of::<SseBody<Pending<Event>>>();
+        assert!(size <= 256, "SseBody is {size} bytes");
+    }
+
+    #[test]
+    fn default_body_is_empty_and_ended() {
+        let body = SseBody::<Pending<Event>>::default();
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
     }
 }

@@ -55,8 +55,10 @@ enum Id {
 #[derive(Clone, PartialEq, Eq)]
 enum Data {
     Text(Cow<'static, str>),
+    /// Kept as the `Vec` serde_json wrote: turning it into `Bytes` would cost a second
+    /// allocation per event, for a value that is only ever copied into a frame.
     #[cfg(feature = "json")]
-    Json(Bytes),
+    Json(Vec<u8>),
 }
 
 impl Event {
@@ -82,7 +84,7 @@ impl Event {
         T: serde::Serialize + ?Sized,
     {
         let json = serde_json::to_vec(value).map_err(EventError::json)?;
-        self.data = Some(Data::Json(json.into()));
+        self.data = Some(Data::Json(json));
         Ok(self)
     }
 
@@ -133,6 +135,13 @@ impl Event {
     /// Sets a comment, which the browser ignores; line breaks make several comment lines.
     pub fn comment(mut self, text: impl Into<Cow<'static, str>>) -> Self {
         self.comment = Some(text.into());
+        self
+    }
+
+    /// Drops the id, for stores that assign it after framing (a Redis stream's entry id).
+    #[cfg(feature = "redis")]
+    pub(crate) fn without_id(mut self) -> Self {
+        self.id = None;
         self
     }
 
@@ -214,6 +223,12 @@ impl EncodedEvent {
     /// The frame's bytes.
     pub fn into_bytes(self) -> Bytes {
         self.0
+    }
+
+    /// Wraps bytes that already are one complete frame, written by this crate's encoder.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_frame(frame: Bytes) -> Self {
+        Self(frame)
     }
 }
 
