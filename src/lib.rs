@@ -9,6 +9,11 @@
 //! Items can be plain `T: Serialize` values (sent as JSON data), [`Event`]s built field by
 //! field, [`EncodedEvent`]s framed once for many clients, or [`Fallible`] results.
 //!
+//! For many clients and lossless resume, publish into an [`EventLog`]: each event is framed
+//! once, every [`Subscription`] sends the same bytes, and a reconnecting client gets exactly
+//! the events it missed. A [`Shutdown`] handle ends every live stream at an event boundary so
+//! a server can drain.
+//!
 //! # Example
 //!
 //! ```
@@ -56,9 +61,16 @@
 //! | feature | default | enables |
 //! | --- | --- | --- |
 //! | `json` | yes | plain `T: Serialize` items, [`Event::json_data`], [`EncodedEvent::json`] (serde, serde_json) |
+//! | `axum` | no | `Option<LastEventId>` as an axum extractor, `axum::SseResponse` for handlers (axum-core) |
+//! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
+//! | `redis` | no | [`RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod body;
+#[cfg(feature = "util")]
+mod builder;
 mod encode;
 mod error;
 mod event;
@@ -73,6 +85,8 @@ mod shutdown;
 mod time_limit;
 
 pub use body::SseBody;
+#[cfg(feature = "util")]
+pub use builder::ServiceBuilderExt;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event};
 pub use future::ResponseFuture;
@@ -80,6 +94,8 @@ pub use item::{Fallible, SseItem};
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
+#[cfg(feature = "redis")]
+pub use replay::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
 pub use replay::{EventLog, EventLogBuilder, OnLag, OnUnknownId, ReplayStats, Subscription};
 pub use service::Sse;
 pub use shutdown::Shutdown;
