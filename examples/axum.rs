@@ -22,29 +22,21 @@ use axum::Router;
 use futures_util::{stream, Stream};
 use http::{Request, Response};
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Layer};
 use tower_sse::axum::SseResponse;
 use tower_sse::{Event, EventError, Fallible, LastEventId, Shutdown, SseLayer};
+
+mod support;
 
 const PAGE: &str = include_str!("clock.html");
 const DEFAULT_ADDR: &str = "127.0.0.1:3004";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("CLOCK_ADDR").ok())
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = support::listen("CLOCK_ADDR", DEFAULT_ADDR).await?;
 
     let shutdown = Shutdown::new()
         .farewell(Event::new().event("bye")?.data("server restarting"))

@@ -15,13 +15,12 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_sse::{Event, EventLog, KeepAlive, LastEventId, SseBody, SseLayer, Subscription};
+
+mod support;
 
 const PAGE: &str = include_str!("broadcast.html");
 const DEFAULT_ADDR: &str = "127.0.0.1:3002";
@@ -30,18 +29,9 @@ const MAX_POST_BYTES: usize = 64 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("BROADCAST_ADDR").ok())
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = support::listen("BROADCAST_ADDR", DEFAULT_ADDR).await?;
 
     let log = EventLog::builder()
         .max_events(1_000)
@@ -86,26 +76,7 @@ async fn serve(listener: TcpListener, log: EventLog) {
         });
     let app = service_fn(move |req| route(req, events.clone(), log.clone()));
 
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically out of file descriptors: pause rather than spin on the error.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let connection = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-            if let Err(error) = connection {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
+    support::serve(listener, app).await;
 }
 
 type Page = Full<Bytes>;

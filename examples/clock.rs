@@ -12,32 +12,22 @@ use futures_util::{stream, Stream};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer};
 
+mod support;
+
 const PAGE: &str = include_str!("clock.html");
 const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("CLOCK_ADDR").ok())
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = support::listen("CLOCK_ADDR", DEFAULT_ADDR).await?;
     serve(listener, Duration::from_secs(10)).await;
     Ok(())
 }
@@ -54,27 +44,7 @@ pub(crate) async fn serve(listener: TcpListener, max_duration: Duration) {
         .service_fn(ticks);
     let app = service_fn(move |req| route(req, clock.clone()));
 
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically out of file descriptors: other connections still need serving,
-                // and a short pause lets some close instead of spinning on the same error.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let connection = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-            if let Err(error) = connection {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
+    support::serve(listener, app).await;
 }
 
 type Page = Full<Bytes>;

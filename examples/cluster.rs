@@ -26,13 +26,12 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_sse::{Event, KeepAlive, LastEventId, RedisLog, SseBody, SseLayer, Subscription};
+
+mod support;
 
 const PAGE: &str = include_str!("cluster.html");
 const MAX_POST_BYTES: usize = 64 * 1024;
@@ -46,11 +45,7 @@ fn setting(arg: usize, env: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
     let url = setting(1, "CLUSTER_REDIS_URL", "redis://127.0.0.1:6379/");
     let nodes: u16 = setting(2, "CLUSTER_NODES", "2").parse()?;
@@ -109,26 +104,7 @@ async fn serve(listener: TcpListener, log: RedisLog, page: String) {
         });
     let page = Bytes::from(page);
     let app = service_fn(move |req| route(req, events.clone(), log.clone(), page.clone()));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically out of file descriptors: pause rather than spin on the error.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let connection = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-            if let Err(error) = connection {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
+    support::serve(listener, app).await;
 }
 
 type Text = Full<Bytes>;

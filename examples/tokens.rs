@@ -12,12 +12,10 @@ use futures_util::{stream, Stream, StreamExt};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer};
+
+mod support;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3001";
 const TOKEN_DELAY: Duration = Duration::from_millis(80);
@@ -95,44 +93,17 @@ const PAGE: &str = r#"<!doctype html>
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("TOKENS_ADDR").ok())
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = support::listen("TOKENS_ADDR", DEFAULT_ADDR).await?;
 
     let answer = ServiceBuilder::new()
         .layer(SseLayer::new().retry(Duration::from_secs(1)))
         .service_fn(answer);
     let app = service_fn(move |req| route(req, answer.clone()));
 
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically out of file descriptors: keep serving, after a short pause.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let connection = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-            if let Err(error) = connection {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
+    support::serve(listener, app).await;
+    Ok(())
 }
 
 async fn route<S, St>(

@@ -15,11 +15,12 @@ use axum::body::Body;
 use axum::Router;
 use futures_util::{stream, Stream};
 use http::{Request, Response};
-use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tonic_health::ServingStatus;
 use tower::{service_fn, Layer};
 use tower_sse::{Event, LastEventId, SseLayer};
+
+mod support;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3003";
 
@@ -28,18 +29,9 @@ pub(crate) const CLOCK_SERVICE: &str = "tower_sse.Clock";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    support::init_tracing();
 
-    let addr = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("CLOCK_ADDR").ok())
-        .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let listener = support::listen("CLOCK_ADDR", DEFAULT_ADDR).await?;
     axum::serve(listener, app(Duration::from_secs(1)).await).await?;
     Ok(())
 }
