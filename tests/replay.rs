@@ -602,8 +602,12 @@ async fn stress(yield_every: Option<u64>) {
     assert_eq!(finished, STRESS_SUBSCRIBERS);
     assert!(reconnects >= STRESS_SUBSCRIBERS, "readers did reconnect");
     let stats = log.stats();
+    let publisher = match yield_every {
+        None => "publisher at full speed".to_owned(),
+        Some(n) => format!("publisher yields every {n} events"),
+    };
     eprintln!(
-        "replay stress (publisher yields every {yield_every:?} events): {STRESS_EVENTS} events, {STRESS_SUBSCRIBERS} subscribers, \
+        "replay stress ({publisher}): {STRESS_EVENTS} events, {STRESS_SUBSCRIBERS} subscribers, \
          {reconnects} reconnects, {} of {} deliveries replayed, published in {published_in:.2?}, \
          elapsed {elapsed:.2?}",
         stats.replayed,
