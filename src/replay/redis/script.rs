@@ -198,7 +198,8 @@ pub(super) fn is_one_frame(body: &[u8]) -> bool {
         // An event without fields: with the id line in front it only sets the id.
         [b'\n'] => true,
         [b'\n', ..] => false,
-        _ => memchr::memmem::find(body, b"\n\n") == Some(body.len() - 2),
+        // `ends_with` first: it also guards the subtraction for a one-byte body.
+        _ => body.ends_with(b"\n\n") && memchr::memmem::find(body, b"\n\n") == Some(body.len() - 2),
     }
 }
 
@@ -222,6 +223,7 @@ mod tests {
         }
         for bad in [
             "",
+            "a",
             "data: a",
             "data: a\n",
             "data: a\n\ndata: b\n\n",
