@@ -274,16 +274,20 @@ where
             }
         }
 
-        // One clock read per poll that saw items, not one per item.
-        if items > 0 {
-            let now = Instant::now();
+        // One clock read per poll that saw items, not one per item. The buffer is empty on
+        // entry, so it holds a frame only if items came.
+        let now = (items > 0).then(Instant::now);
+        if let Some(now) = now {
             *this.last_item_at = now;
-            *this.last_frame_at = now;
         }
         if let Some(reason) = source_end {
             this.finish(reason);
         }
         if !this.buf.is_empty() {
+            // Skipped items send nothing, so only a real frame restarts the keep-alive.
+            if let Some(now) = now {
+                *this.last_frame_at = now;
+            }
             let frame = this.buf.split().freeze();
             return this.data_frame(frame);
         }

@@ -301,6 +301,22 @@ async fn serializer_error_follows_the_policy_and_leaves_no_partial_frame() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn skipped_items_do_not_count_as_frames_for_keep_alive() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let items = UnboundedReceiverStream::new(rx).boxed();
+    let layer = SseLayer::new().on_item_error(OnItemError::Skip);
+    let mut body = serve(layer, items).await;
+    next(&mut body).await.unwrap();
+    let start = Instant::now();
+    advance(Duration::from_secs(10)).await;
+    tx.send(Fallible(Err(std::io::Error::other("bad"))))
+        .unwrap();
+    // Nothing was sent at 10 s, so the keep-alive is still due 15 s after the opening.
+    assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+}
+
 #[tokio::test]
 async fn endless_errors_do_not_starve_the_runtime() {
     let pulled = Arc::new(AtomicUsize::new(0));
