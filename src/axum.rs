@@ -96,10 +96,11 @@ use futures_core::Stream;
 use http::request::Parts;
 use tracing::Span;
 
+use crate::config::{Config, SseOptions};
 use crate::future::into_sse_response;
 use crate::item::SseItem;
 use crate::last_event_id::{LastEventId, LastEventIdPolicy};
-use crate::layer::{Config, SseLayer};
+use crate::layer::SseLayer;
 
 /// `Option<LastEventId>` as an axum extractor: `None` on a first connection, never a
 /// rejection.
@@ -127,7 +128,9 @@ where
 ///
 /// It sends the SSE headers and the opening frame, and applies the keep-alive, time limits,
 /// `retry:` hint, item error policy and [`Shutdown`](crate::Shutdown) of the layer given to
-/// [`config`](Self::config), or the layer's defaults. Each response logs its end in a
+/// [`config`](Self::config), or the layer's defaults, with the [`SseOptions`] given to
+/// [`options`](Self::options) laid over them: the same options type, with the same
+/// effect, as on a route behind the layer. Each response logs its end in a
 /// `tracing` span named `sse`, as the service does.
 ///
 /// See the [module docs](self) for an example.
@@ -135,6 +138,7 @@ where
 pub struct SseResponse<St> {
     stream: St,
     config: Option<Arc<Config>>,
+    options: Option<SseOptions>,
     span: Span,
 }
 
@@ -144,6 +148,7 @@ impl<St> SseResponse<St> {
         Self {
             stream,
             config: None,
+            options: None,
             span: tracing::debug_span!("sse", last_event_id = tracing::field::Empty),
         }
     }
@@ -154,6 +159,34 @@ impl<St> SseResponse<St> {
     /// app state and pass it per request.
     pub fn config(mut self, layer: &SseLayer) -> Self {
         self.config = Some(layer.shared_config());
+        self
+    }
+
+    /// Overrides the configuration's settings for this response, as an inner service
+    /// behind [`SseLayer`] does by putting `options` in its response's extensions.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use axum::response::IntoResponse;
+    /// use futures_util::stream;
+    /// use http_body_util::BodyExt;
+    /// use tower_sse::axum::SseResponse;
+    /// use tower_sse::{Event, SseLayer, SseOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = SseLayer::new().retry(Duration::from_secs(3));
+    /// let options = SseOptions::new().no_opening_frame().no_retry();
+    /// let response = SseResponse::new(stream::iter([Event::new().data("hi")]))
+    ///     .config(&layer)
+    ///     .options(options)
+    ///     .into_response();
+    /// let body = response.into_body().collect().await.unwrap().to_bytes();
+    /// assert_eq!(body, "data: hi\n\n");
+    /// # }
+    /// ```
+    pub fn options(mut self, options: SseOptions) -> Self {
+        self.options = Some(options);
         self
     }
 
@@ -171,6 +204,7 @@ impl<St> fmt::Debug for SseResponse<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SseResponse")
             .field("config", &self.config)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -182,7 +216,11 @@ where
 {
     fn into_response(self) -> Response {
         let config = self.config.unwrap_or_default();
-        into_sse_response(http::Response::new(self.stream), config, self.span).into_response()
+        let mut response = http::Response::new(self.stream);
+        if let Some(options) = self.options {
+            response.extensions_mut().insert(options);
+        }
+        into_sse_response(response, config, self.span).into_response()
     }
 }
 

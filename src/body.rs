@@ -16,11 +16,12 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::Span;
 
+use crate::config::Config;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
 use crate::item::SseItem;
-use crate::layer::Config;
-use crate::time_limit::{jittered, EndReason};
+use crate::keep_alive::KeepAlive;
+use crate::time_limit::{jittered, shortest, EndReason};
 
 /// Most items taken from the source in one poll, so an always-ready source (or a run of
 /// skipped errors) cannot starve the other tasks on the runtime.
@@ -31,7 +32,8 @@ pin_project! {
     /// [`SseItem`]s.
     ///
     /// It sends an opening frame at once (the `retry:` hint, or an empty comment) so the
-    /// client sees the response before the first event exists. Events that are ready
+    /// client sees the response before the first event exists, unless the layer or the
+    /// response's [`SseOptions`](crate::SseOptions) turn it off. Events that are ready
     /// together are encoded into one frame; the body never waits to fill a frame. It never
     /// fails: time limits and failed items end it cleanly, after whole events only.
     ///
@@ -110,8 +112,8 @@ impl<St> Default for SseBody<St> {
 }
 
 impl<St> SseBodyProj<'_, St> {
-    /// Arms the configured timers and returns the opening frame.
-    fn open(&mut self) -> Bytes {
+    /// Arms the configured timers and returns the opening frame, if there is one.
+    fn open(&mut self) -> Option<Bytes> {
         let now = Instant::now();
         let config = &**self.config;
         if let Some(max) = config.max_duration {
@@ -122,7 +124,8 @@ impl<St> SseBodyProj<'_, St> {
             arm(self.idle, now, idle);
         }
         if let Some(keep_alive) = &config.keep_alive {
-            arm(self.keep_alive, now, keep_alive.interval);
+            // Jittered, so that streams opened together do not all wake together.
+            arm(self.keep_alive, now, keep_alive_delay(keep_alive));
         }
         if let Some(shutdown) = &config.shutdown {
             *self.shutdown = Some(Box::pin(shutdown.notified()));
@@ -131,7 +134,25 @@ impl<St> SseBodyProj<'_, St> {
         *self.last_item_at = now;
         *self.phase = Phase::Streaming;
         self.report.started_at = Some(now);
-        config.opening.clone()
+        if let Some(retry) = config.deferred_retry() {
+            // Waits in the buffer for the first frame, which carries it.
+            self.buf.extend_from_slice(retry);
+        }
+        config.opening()
+    }
+
+    /// Sends what waits in the buffer (a deferred `retry:` hint) followed by `frame`; or the
+    /// end of the body if both are empty.
+    fn flush_with(&mut self, frame: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.buf.is_empty() {
+            if frame.is_empty() {
+                return Poll::Ready(None);
+            }
+            return self.data_frame(frame);
+        }
+        self.buf.extend_from_slice(&frame);
+        let frame = self.buf.split().freeze();
+        self.data_frame(frame)
     }
 
     /// Ends the body: drops the source and the timers at once, keeps the reason for the log.
@@ -163,6 +184,13 @@ impl<St> SseBodyProj<'_, St> {
         self.report.bytes += bytes.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
+}
+
+/// How long after the last frame the first keep-alive of a silence goes out: a random point
+/// of `[(1 - jitter) * interval, interval]`, never later than the interval.
+fn keep_alive_delay(keep_alive: &KeepAlive) -> Duration {
+    jittered(keep_alive.interval, keep_alive.jitter)
+        .max(shortest(keep_alive.interval, keep_alive.jitter))
 }
 
 fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, now: Instant, after: Duration) {
@@ -201,6 +229,40 @@ fn poll_lazy(
     false
 }
 
+/// Polls the keep-alive timer, which is reset lazily as in [`poll_lazy`], with jitter.
+///
+/// A keep-alive is due once the stream has been silent for the shortest jittered delay.
+/// When the timer fires early because frames went out since it was armed, it re-arms at a
+/// fresh random point of the window after the last frame, at most one interval after it.
+/// So each silence draws its own delay, and the draw happens once per timer wake-up, never
+/// per event.
+fn poll_keep_alive(
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut Context<'_>,
+    since: Instant,
+    keep_alive: &KeepAlive,
+) -> bool {
+    let Some(sleep) = sleep.as_mut() else {
+        return false;
+    };
+    if sleep.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    let Some(earliest) = since.checked_add(shortest(keep_alive.interval, keep_alive.jitter)) else {
+        return false;
+    };
+    if earliest <= Instant::now() {
+        return true;
+    }
+    let Some(deadline) = since.checked_add(keep_alive_delay(keep_alive)) else {
+        return false;
+    };
+    sleep.as_mut().reset(deadline);
+    // Registers the waker for the new deadline; it lies ahead, so this is pending.
+    let _ = sleep.as_mut().poll(cx);
+    false
+}
+
 impl<St> Body for SseBody<St>
 where
     St: Stream,
@@ -217,8 +279,10 @@ where
         match *this.phase {
             Phase::Done => return Poll::Ready(None),
             Phase::Opening => {
-                let opening = this.open();
-                return this.data_frame(opening);
+                if let Some(opening) = this.open() {
+                    return this.data_frame(opening);
+                }
+                // No opening frame: go on and poll the source at once.
             }
             Phase::Streaming => {}
         }
@@ -226,21 +290,22 @@ where
         // Poll order: shutdown and lifetime first, so that a source that is always ready
         // still ends on time; then the source, whose ready items beat the idle and
         // keep-alive timers.
+        // A deferred `retry:` hint (no opening frame) goes out with the first frame of any
+        // kind, or alone just before the end.
         if this.poll_shutdown(cx) {
             let frame = this.config.shutdown.as_ref().map(|s| s.drain_frame());
             this.finish(EndReason::Shutdown);
-            return match frame {
-                Some(frame) if !frame.is_empty() => this.data_frame(frame),
-                _ => Poll::Ready(None),
-            };
+            return this.flush_with(frame.unwrap_or_default());
         }
         if let Some(lifetime) = this.lifetime.as_mut() {
             if lifetime.as_mut().poll(cx).is_ready() {
                 this.finish(EndReason::MaxDuration);
-                return Poll::Ready(None);
+                return this.flush_with(Bytes::new());
             }
         }
 
+        // Anything already in the buffer is a deferred hint, not an event.
+        let waiting = this.buf.len();
         let mut source_end = None;
         let mut items = 0;
         if let Some(mut stream) = this.stream.as_mut().as_pin_mut() {
@@ -274,8 +339,7 @@ where
             }
         }
 
-        // One clock read per poll that saw items, not one per item. The buffer is empty on
-        // entry, so it holds a frame only if items came.
+        // One clock read per poll that saw items, not one per item.
         let now = (items > 0).then(Instant::now);
         if let Some(now) = now {
             *this.last_item_at = now;
@@ -283,7 +347,7 @@ where
         if let Some(reason) = source_end {
             this.finish(reason);
         }
-        if !this.buf.is_empty() {
+        if this.buf.len() > waiting {
             // Skipped items send nothing, so only a real frame restarts the keep-alive.
             if let Some(now) = now {
                 *this.last_frame_at = now;
@@ -292,23 +356,23 @@ where
             return this.data_frame(frame);
         }
         if source_end.is_some() {
-            return Poll::Ready(None);
+            return this.flush_with(Bytes::new());
         }
 
         if let Some(idle) = this.config.idle_timeout {
             if poll_lazy(this.idle, cx, *this.last_item_at, idle) {
                 this.finish(EndReason::IdleTimeout);
-                return Poll::Ready(None);
+                return this.flush_with(Bytes::new());
             }
         }
         if let Some(keep_alive) = &this.config.keep_alive {
-            let interval = keep_alive.interval;
-            if poll_lazy(this.keep_alive, cx, *this.last_frame_at, interval) {
+            if poll_keep_alive(this.keep_alive, cx, *this.last_frame_at, keep_alive) {
                 let now = Instant::now();
                 *this.last_frame_at = now;
                 this.report.keep_alives += 1;
                 let frame = keep_alive.frame.clone();
-                match now.checked_add(interval) {
+                // Within one silence, keep-alives are one whole interval apart.
+                match now.checked_add(keep_alive.interval) {
                     Some(next) => {
                         if let Some(sleep) = this.keep_alive.as_mut() {
                             sleep.as_mut().reset(next);
@@ -316,7 +380,7 @@ where
                     }
                     None => *this.keep_alive = None,
                 }
-                return this.data_frame(frame);
+                return this.flush_with(frame);
             }
         }
 

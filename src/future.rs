@@ -12,8 +12,8 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use crate::body::SseBody;
+use crate::config::{Config, SseOptions};
 use crate::item::SseItem;
-use crate::layer::Config;
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const TEXT_EVENT_STREAM: &str = "text/event-stream";
@@ -59,6 +59,8 @@ where
 
 /// Frames a `200 OK` response's stream as SSE; any other status passes through with an
 /// empty body and no SSE headers (so `204 No Content` can tell `EventSource` to stop).
+///
+/// [`SseOptions`] in the response's extensions are taken out and laid over `config`.
 pub(crate) fn into_sse_response<St>(
     response: Response<St>,
     config: Arc<Config>,
@@ -69,10 +71,13 @@ where
     St::Item: SseItem,
 {
     let (mut parts, stream) = response.into_parts();
+    // Without options this is a check of an empty map, and the layer's config is shared.
+    let options = parts.extensions.remove::<SseOptions>();
     if parts.status != StatusCode::OK {
         return Response::from_parts(parts, SseBody::empty(config, span));
     }
     set_headers(&mut parts.headers);
+    let config = Config::for_response(config, options.as_ref());
     Response::from_parts(parts, SseBody::new(stream, config, span))
 }
 

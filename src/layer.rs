@@ -4,19 +4,21 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use tower_layer::Layer;
 
-use crate::encode::{self, RETRY};
+use crate::config::{retry_frame, Config};
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
-use crate::last_event_id::LastEventIdPolicy;
 use crate::service::Sse;
 use crate::shutdown::Shutdown;
 
 /// Turns an inner service's `Response<impl Stream>` into a `text/event-stream` response.
 ///
-/// Defaults: a keep-alive comment after 15 s of silence, no time limits, no `retry:` hint,
+/// One layer can front many routes: an inner service overrides these settings for one
+/// response with [`SseOptions`](crate::SseOptions) in the response's extensions.
+///
+/// Defaults: an opening frame at once, a keep-alive comment after 12 to 15 s of silence
+/// ([`KeepAlive`]), no time limits, no `retry:` hint,
 /// items that fail end the stream ([`OnItemError::End`]), ready items coalesced into
 /// frames of up to 32 KiB, and `Last-Event-ID` values up to 1 KiB read from the header only.
 ///
@@ -39,37 +41,6 @@ use crate::shutdown::Shutdown;
 pub struct SseLayer {
     // Shared with every service and body made from it; setters copy it only if shared.
     config: Arc<Config>,
-}
-
-/// Shared by the layer and every service and body it makes; cloned once per layer call.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) keep_alive: Option<KeepAlive>,
-    pub(crate) max_duration: Option<Duration>,
-    pub(crate) max_duration_jitter: f64,
-    pub(crate) idle_timeout: Option<Duration>,
-    /// The first frame of every stream: the `retry:` hint, or an empty comment.
-    pub(crate) opening: Bytes,
-    pub(crate) on_item_error: OnItemError,
-    pub(crate) max_frame_bytes: usize,
-    pub(crate) last_event_id: LastEventIdPolicy,
-    pub(crate) shutdown: Option<Shutdown>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            keep_alive: Some(KeepAlive::new()),
-            max_duration: None,
-            max_duration_jitter: 0.0,
-            idle_timeout: None,
-            opening: Bytes::from_static(b":\n\n"),
-            on_item_error: OnItemError::default(),
-            max_frame_bytes: 32 * 1024,
-            last_event_id: LastEventIdPolicy::default(),
-            shutdown: None,
-        }
-    }
 }
 
 impl SseLayer {
@@ -116,12 +87,27 @@ impl SseLayer {
 
     /// Sends a `retry:` hint first, telling the browser how long to wait before it
     /// reconnects.
+    ///
+    /// The hint is the opening frame; with [`no_opening_frame`](Self::no_opening_frame) it
+    /// goes out, as its own `retry:` block, in front of the stream's first frame instead
+    /// (the first event, or the first keep-alive), or just before the end if the stream
+    /// ends first.
     pub fn retry(mut self, delay: Duration) -> Self {
-        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let mut frame = BytesMut::new();
-        encode::put_u64_field(&mut frame, RETRY, millis);
-        encode::end_event(&mut frame);
-        Arc::make_mut(&mut self.config).opening = frame.freeze();
+        Arc::make_mut(&mut self.config).retry = Some(retry_frame(delay));
+        self
+    }
+
+    /// Sends nothing until the stream has something to send.
+    ///
+    /// By default every stream starts with an opening frame, sent at once: the `retry:`
+    /// hint, or an empty comment (`:`). It flushes the response headers and a first byte
+    /// through proxies, so the browser's `EventSource.onopen` fires before the first event
+    /// exists. Turn it off for clients or proxies that count blocks, or that treat a
+    /// comment as an event; a [`retry`](Self::retry) hint then waits for the first frame.
+    /// [`SseOptions::opening_frame`](crate::SseOptions::opening_frame) turns it back on for
+    /// one response.
+    pub fn no_opening_frame(mut self) -> Self {
+        Arc::make_mut(&mut self.config).opening_frame = false;
         self
     }
 

@@ -71,6 +71,7 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+mod config;
 mod encode;
 mod error;
 mod event;
@@ -79,6 +80,7 @@ mod item;
 mod keep_alive;
 mod last_event_id;
 mod layer;
+mod maybe_stream;
 mod replay;
 mod service;
 mod shutdown;
@@ -87,6 +89,7 @@ mod time_limit;
 pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
+pub use config::SseOptions;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event};
 pub use future::ResponseFuture;
@@ -94,6 +97,7 @@ pub use item::{Fallible, SseItem};
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
+pub use maybe_stream::MaybeStream;
 #[cfg(feature = "redis")]
 pub use replay::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
 pub use replay::{EventLog, EventLogBuilder, OnLag, OnUnknownId, ReplayStats, Subscription};

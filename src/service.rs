@@ -8,10 +8,11 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::SseBody;
+use crate::config::Config;
 use crate::future::ResponseFuture;
 use crate::item::SseItem;
 use crate::last_event_id::LastEventId;
-use crate::layer::{Config, SseLayer};
+use crate::layer::SseLayer;
 
 /// Middleware that serves an inner service's `Response<impl Stream>` as server-sent events.
 ///

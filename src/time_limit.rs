@@ -63,6 +63,15 @@ pub(crate) fn jittered(max_duration: Duration, jitter: f64) -> Duration {
         .map_or(max_duration, |lifetime| lifetime.min(max_duration))
 }
 
+/// The shortest duration [`jittered`] can return: `duration * (1 - jitter)`.
+pub(crate) fn shortest(duration: Duration, jitter: f64) -> Duration {
+    if jitter.is_nan() || jitter <= 0.0 {
+        return duration;
+    }
+    Duration::try_from_secs_f64(duration.as_secs_f64() * (1.0 - jitter.min(1.0)))
+        .map_or(duration, |shortest| shortest.min(duration))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +89,16 @@ mod tests {
         assert!(jittered(max, 5.0) <= max);
         assert_eq!(jittered(max, f64::NAN), max);
         assert!(jittered(Duration::MAX, 0.5) <= Duration::MAX);
+    }
+
+    #[test]
+    fn shortest_is_the_lower_bound() {
+        let max = Duration::from_secs(100);
+        assert_eq!(shortest(max, 0.2), Duration::from_secs(80));
+        assert_eq!(shortest(max, 0.0), max);
+        assert_eq!(shortest(max, 2.0), Duration::ZERO);
+        assert_eq!(shortest(max, f64::NAN), max);
+        assert!(shortest(Duration::MAX, 0.5) <= Duration::MAX);
+        assert!((0..100).all(|_| jittered(max, 0.3) >= shortest(max, 0.3)));
     }
 }

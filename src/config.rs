@@ -1,0 +1,321 @@
+//! The settings one stream runs with: the layer's shared [`Config`], and [`SseOptions`], the
+//! per-response overrides an inner service can attach to its response.
+//!
+//! Both live here, below the body, the future and the service, so that every module above
+//! reads its settings from one place and imports only run downward. The options sit next
+//! to the config because merging them reads the private fields of both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::Response;
+
+use crate::encode::{self, RETRY};
+use crate::error::OnItemError;
+use crate::keep_alive::KeepAlive;
+use crate::last_event_id::LastEventIdPolicy;
+use crate::shutdown::Shutdown;
+
+/// The opening frame when there is no `retry:` hint: an empty comment.
+const EMPTY_COMMENT: Bytes = Bytes::from_static(b":\n\n");
+
+/// Shared by the layer and every service and body it makes; cloned once per layer call,
+/// and merged with [`SseOptions`] once per response that carries them.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) keep_alive: Option<KeepAlive>,
+    pub(crate) max_duration: Option<Duration>,
+    pub(crate) max_duration_jitter: f64,
+    pub(crate) idle_timeout: Option<Duration>,
+    /// The `retry:` frame, encoded once.
+    pub(crate) retry: Option<Bytes>,
+    /// Whether the body sends a frame at once, before the first event exists.
+    pub(crate) opening_frame: bool,
+    pub(crate) on_item_error: OnItemError,
+    pub(crate) max_frame_bytes: usize,
+    pub(crate) last_event_id: LastEventIdPolicy,
+    pub(crate) shutdown: Option<Shutdown>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            keep_alive: Some(KeepAlive::new()),
+            max_duration: None,
+            max_duration_jitter: 0.0,
+            idle_timeout: None,
+            retry: None,
+            opening_frame: true,
+            on_item_error: OnItemError::default(),
+            max_frame_bytes: 32 * 1024,
+            last_event_id: LastEventIdPolicy::default(),
+            shutdown: None,
+        }
+    }
+}
+
+impl Config {
+    /// The frame sent at once when the stream opens, if any: the `retry:` hint, or an
+    /// empty comment.
+    pub(crate) fn opening(&self) -> Option<Bytes> {
+        self.opening_frame
+            .then(|| self.retry.clone().unwrap_or(EMPTY_COMMENT))
+    }
+
+    /// The `retry:` hint that waits for the first frame, when there is no opening frame.
+    pub(crate) fn deferred_retry(&self) -> Option<&Bytes> {
+        self.retry.as_ref().filter(|_| !self.opening_frame)
+    }
+
+    /// This configuration with `options` laid over it; what they leave unset stays.
+    pub(crate) fn with_options(&self, options: &SseOptions) -> Self {
+        let mut config = self.clone();
+        if let Some(keep_alive) = &options.keep_alive {
+            config.keep_alive.clone_from(keep_alive);
+        }
+        if let Some(max_duration) = options.max_duration {
+            config.max_duration = max_duration;
+        }
+        if let Some(jitter) = options.max_duration_jitter {
+            config.max_duration_jitter = jitter;
+        }
+        if let Some(idle_timeout) = options.idle_timeout {
+            config.idle_timeout = idle_timeout;
+        }
+        if let Some(retry) = &options.retry {
+            config.retry.clone_from(retry);
+        }
+        if let Some(opening_frame) = options.opening_frame {
+            config.opening_frame = opening_frame;
+        }
+        config
+    }
+
+    /// `config` with `options` laid over it, sharing `config` when there are none.
+    pub(crate) fn for_response(config: Arc<Self>, options: Option<&SseOptions>) -> Arc<Self> {
+        match options {
+            Some(options) => Arc::new(config.with_options(options)),
+            None => config,
+        }
+    }
+}
+
+/// The `retry:` frame for `delay`, in whole milliseconds.
+pub(crate) fn retry_frame(delay: Duration) -> Bytes {
+    let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    let mut frame = BytesMut::new();
+    encode::put_u64_field(&mut frame, RETRY, millis);
+    encode::end_event(&mut frame);
+    frame.freeze()
+}
+
+/// Settings for one response, overriding the [`SseLayer`](crate::SseLayer)'s.
+///
+/// An inner service puts this value in its response's extensions (or a handler passes it
+/// to [`axum::SseResponse::options`](crate::axum::SseResponse)); the body of that one
+/// response then runs with these settings, and with the layer's for everything left unset.
+/// So one layer can front many routes: a fast feed without keep-alives, a quiet one with
+/// frequent keep-alives, a third with a short lifetime.
+///
+/// A response without options shares the layer's configuration as is; a response with
+/// options costs one merge when its body is made, nothing per event.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use futures_util::stream;
+/// use http::{Request, Response};
+/// use http_body_util::BodyExt;
+/// use tower::{ServiceBuilder, ServiceExt};
+/// use tower_sse::{KeepAlive, SseLayer, SseOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let service = ServiceBuilder::new()
+///     .layer(SseLayer::new().retry(Duration::from_secs(1)))
+///     .service_fn(|req: Request<()>| async move {
+///         let events = stream::iter(["a", "b"]);
+///         let response = match req.uri().path() {
+///             // This route: no opening frame, a faster retry, a 5 s keep-alive.
+///             "/feed" => SseOptions::new()
+///                 .no_opening_frame()
+///                 .retry(Duration::from_millis(250))
+///                 .keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
+///                 .response(events),
+///             // Every other route: the layer's settings.
+///             _ => Response::new(events),
+///         };
+///         Ok::<_, Infallible>(response)
+///     });
+///
+/// let response = service.clone().oneshot(Request::get("/feed").body(()).unwrap()).await;
+/// let body = response.unwrap().into_body().collect().await.unwrap().to_bytes();
+/// // Without an opening frame, the retry hint goes out with the first event.
+/// assert_eq!(body, "retry: 250\n\ndata: \"a\"\n\ndata: \"b\"\n\n");
+///
+/// let response = service.oneshot(Request::get("/other").body(()).unwrap()).await;
+/// let body = response.unwrap().into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(body, "retry: 1000\n\ndata: \"a\"\n\ndata: \"b\"\n\n");
+/// # }
+/// ```
+///
+/// `Response::builder().extension(options)` works as well, as does
+/// `response.extensions_mut().insert(options)`. Setting a field twice keeps the last value.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SseOptions {
+    // `None`: the layer's setting; `Some(None)`: switched off for this response.
+    keep_alive: Option<Option<KeepAlive>>,
+    max_duration: Option<Option<Duration>>,
+    max_duration_jitter: Option<f64>,
+    idle_timeout: Option<Option<Duration>>,
+    retry: Option<Option<Bytes>>,
+    opening_frame: Option<bool>,
+}
+
+impl SseOptions {
+    /// Options that override nothing: the response runs with the layer's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets this response's keep-alive comment, interval and jitter.
+    pub fn keep_alive(mut self, keep_alive: KeepAlive) -> Self {
+        self.keep_alive = Some(Some(keep_alive));
+        self
+    }
+
+    /// Sends no keep-alive comments on this response.
+    pub fn no_keep_alive(mut self) -> Self {
+        self.keep_alive = Some(None);
+        self
+    }
+
+    /// Ends this response's stream after `max_duration`; see
+    /// [`SseLayer::max_duration`](crate::SseLayer::max_duration).
+    pub fn max_duration(mut self, max_duration: Duration) -> Self {
+        self.max_duration = Some(Some(max_duration));
+        self
+    }
+
+    /// This response's stream has no lifetime limit, whatever the layer says.
+    pub fn no_max_duration(mut self) -> Self {
+        self.max_duration = Some(None);
+        self
+    }
+
+    /// Shortens this stream's `max_duration` by a random part of up to `fraction` (0 to 1);
+    /// see [`SseLayer::max_duration_jitter`](crate::SseLayer::max_duration_jitter).
+    pub fn max_duration_jitter(mut self, fraction: f64) -> Self {
+        self.max_duration_jitter = Some(fraction);
+        self
+    }
+
+    /// Ends this response's stream when its source produces no item for `idle_timeout`.
+    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = Some(Some(idle_timeout));
+        self
+    }
+
+    /// This response's stream has no idle limit, whatever the layer says.
+    pub fn no_idle_timeout(mut self) -> Self {
+        self.idle_timeout = Some(None);
+        self
+    }
+
+    /// Sends this `retry:` hint on this response; see [`SseLayer::retry`](crate::SseLayer::retry).
+    pub fn retry(mut self, delay: Duration) -> Self {
+        self.retry = Some(Some(retry_frame(delay)));
+        self
+    }
+
+    /// Sends no `retry:` hint on this response, whatever the layer says.
+    pub fn no_retry(mut self) -> Self {
+        self.retry = Some(None);
+        self
+    }
+
+    /// Sends the opening frame on this response, even if the layer turned it off.
+    pub fn opening_frame(mut self) -> Self {
+        self.opening_frame = Some(true);
+        self
+    }
+
+    /// Sends no opening frame on this response; see
+    /// [`SseLayer::no_opening_frame`](crate::SseLayer::no_opening_frame).
+    pub fn no_opening_frame(mut self) -> Self {
+        self.opening_frame = Some(false);
+        self
+    }
+
+    /// A `200 OK` response streaming `stream` with these options, in one line.
+    pub fn response<St>(self, stream: St) -> Response<St> {
+        let mut response = Response::new(stream);
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_options_keep_the_layer_settings() {
+        let base = Config {
+            retry: Some(retry_frame(Duration::from_millis(1500))),
+            idle_timeout: Some(Duration::from_secs(9)),
+            ..Config::default()
+        };
+        let merged = base.with_options(&SseOptions::new());
+        assert_eq!(merged.retry, base.retry);
+        assert_eq!(merged.idle_timeout, base.idle_timeout);
+        assert!(merged.keep_alive.is_some());
+        assert_eq!(merged.opening().unwrap(), "retry: 1500\n\n");
+    }
+
+    #[test]
+    fn options_override_and_switch_off() {
+        let base = Config {
+            retry: Some(retry_frame(Duration::from_millis(1500))),
+            max_duration: Some(Duration::from_secs(60)),
+            ..Config::default()
+        };
+        let options = SseOptions::new()
+            .no_keep_alive()
+            .no_max_duration()
+            .idle_timeout(Duration::from_secs(3))
+            .no_retry()
+            .no_opening_frame();
+        let merged = base.with_options(&options);
+        assert!(merged.keep_alive.is_none());
+        assert_eq!(merged.max_duration, None);
+        assert_eq!(merged.idle_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(merged.retry, None);
+        assert_eq!(merged.opening(), None);
+        assert_eq!(merged.deferred_retry(), None);
+
+        // Off on the layer, on again for one response.
+        let base = Config {
+            opening_frame: false,
+            ..base
+        };
+        assert_eq!(base.opening(), None);
+        assert_eq!(base.deferred_retry().unwrap(), "retry: 1500\n\n");
+        let merged = base.with_options(&SseOptions::new().opening_frame());
+        assert_eq!(merged.opening().unwrap(), "retry: 1500\n\n");
+        assert_eq!(merged.deferred_retry(), None);
+    }
+
+    #[test]
+    fn no_options_share_the_layer_config() {
+        let config = Arc::new(Config::default());
+        let shared = Config::for_response(Arc::clone(&config), None);
+        assert!(Arc::ptr_eq(&config, &shared));
+        let merged = Config::for_response(Arc::clone(&config), Some(&SseOptions::new()));
+        assert!(!Arc::ptr_eq(&config, &merged));
+    }
+}
