@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{advance, timeout, Instant};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_sse::{Event, Fallible, KeepAlive, OnItemError, Shutdown, SseBody, SseLayer};
+use tower_sse::{Event, Fallible, KeepAlive, OnItemError, Shutdown, SseBody, SseLayer, SseOptions};
 
 type Items = BoxStream<'static, Fallible<Result<Event, std::io::Error>>>;
 /// The body holds its timers inline, so it is `!Unpin`; tests pin it on the heap.
@@ -24,14 +24,28 @@ type Body = Pin<Box<SseBody<Items>>>;
 
 /// Serves `items` through `layer` and returns the body.
 async fn serve(layer: SseLayer, items: Items) -> Body {
-    let cell = std::sync::Mutex::new(Some(items));
+    serve_with(layer, None, items).await
+}
+
+/// Serves `items` through `layer`, the inner service answering with `options` if any.
+async fn serve_with(layer: SseLayer, options: Option<SseOptions>, items: Items) -> Body {
+    let cell = std::sync::Mutex::new(Some((items, options)));
     let service = ServiceBuilder::new()
         .layer(layer)
         .service_fn(move |_req: Request<()>| {
-            let items = cell.lock().unwrap().take().unwrap();
-            async move { Ok::<_, Infallible>(Response::new(items)) }
+            let (items, options) = cell.lock().unwrap().take().unwrap();
+            let response = match options {
+                Some(options) => options.response(items),
+                None => Response::new(items),
+            };
+            async move { Ok::<_, Infallible>(response) }
         });
     Box::pin(service.oneshot(Request::new(())).await.unwrap().into_body())
+}
+
+/// A keep-alive exactly on its interval, for tests that pin exact times.
+fn exact() -> KeepAlive {
+    KeepAlive::new().jitter(0.0)
 }
 
 fn event(text: &'static str) -> Fallible<Result<Event, std::io::Error>> {
@@ -69,7 +83,7 @@ async fn opening_frame_comes_before_any_item() {
 #[tokio::test(start_paused = true)]
 async fn keep_alive_after_idle_interval_only() {
     let (_tx, items) = channel();
-    let layer = SseLayer::new().keep_alive(KeepAlive::new().text("ping"));
+    let layer = SseLayer::new().keep_alive(exact().text("ping"));
     let mut body = serve(layer, items).await;
     next(&mut body).await.unwrap();
     let start = Instant::now();
@@ -87,7 +101,7 @@ async fn keep_alive_after_idle_interval_only() {
 #[tokio::test(start_paused = true)]
 async fn every_frame_restarts_the_keep_alive_interval() {
     let (tx, items) = channel();
-    let mut body = serve(SseLayer::new(), items).await;
+    let mut body = serve(SseLayer::new().keep_alive(exact()), items).await;
     next(&mut body).await.unwrap();
     let start = Instant::now();
 
@@ -116,7 +130,7 @@ async fn no_keep_alive_sends_nothing() {
 #[tokio::test(start_paused = true)]
 async fn ready_item_beats_a_due_keep_alive() {
     let (tx, items) = channel();
-    let mut body = serve(SseLayer::new(), items).await;
+    let mut body = serve(SseLayer::new().keep_alive(exact()), items).await;
     next(&mut body).await.unwrap();
     // The keep-alive is due and an item is ready when the body is next polled.
     advance(Duration::from_secs(15)).await;
@@ -305,7 +319,9 @@ async fn serializer_error_follows_the_policy_and_leaves_no_partial_frame() {
 async fn skipped_items_do_not_count_as_frames_for_keep_alive() {
     let (tx, rx) = mpsc::unbounded_channel();
     let items = UnboundedReceiverStream::new(rx).boxed();
-    let layer = SseLayer::new().on_item_error(OnItemError::Skip);
+    let layer = SseLayer::new()
+        .keep_alive(exact())
+        .on_item_error(OnItemError::Skip);
     let mut body = serve(layer, items).await;
     next(&mut body).await.unwrap();
     let start = Instant::now();
@@ -403,4 +419,320 @@ async fn shutdown_drains_every_live_body_with_farewell_and_retry() {
     assert_eq!(next(&mut late).await.unwrap(), ":\n\n");
     assert!(next(&mut late).await.unwrap().starts_with(b"event: bye\n"));
     assert_eq!(next(&mut late).await, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Keep-alive jitter
+
+/// Reads each body's next frame in its own task and returns when each came, after `start`.
+async fn next_frame_times(bodies: Vec<Body>, start: Instant) -> Vec<(Duration, Bytes, Body)> {
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|mut body| {
+            tokio::spawn(async move {
+                let frame = next(&mut body).await.unwrap();
+                (start.elapsed(), frame, body)
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for task in tasks {
+        times.push(task.await.unwrap());
+    }
+    times
+}
+
+/// Streams opened at the same instant do not send their first keep-alive at the same
+/// instant: each comes at a random point of [12 s, 15 s], never after the 15 s interval.
+/// The next one of the same silence comes one whole interval later.
+#[tokio::test(start_paused = true)]
+async fn first_keep_alives_of_streams_opened_together_are_spread() {
+    let mut bodies = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..100 {
+        let (tx, items) = channel();
+        let mut body = serve(SseLayer::new(), items).await;
+        assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+        senders.push(tx);
+        bodies.push(body);
+    }
+    let start = Instant::now();
+    let first = next_frame_times(bodies, start).await;
+    let window = Duration::from_secs(12)..=Duration::from_secs(15);
+    for (at, frame, _) in &first {
+        assert_eq!(frame, ":\n\n");
+        assert!(window.contains(at), "first keep-alive at {at:?}");
+    }
+    let mut distinct: Vec<_> = first.iter().map(|(at, ..)| *at).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 10,
+        "only {} distinct instants",
+        distinct.len()
+    );
+
+    // Within one silence, the next keep-alive is exactly one interval after the last.
+    let (at, _, mut body) = first.into_iter().next().unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+    assert_eq!(start.elapsed(), at + Duration::from_secs(15));
+}
+
+/// Streams woken together by one broadcast event spread their next keep-alive as well.
+#[tokio::test(start_paused = true)]
+async fn keep_alives_after_a_shared_event_are_spread() {
+    let mut bodies = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..100 {
+        let (tx, items) = channel();
+        let mut body = serve(SseLayer::new(), items).await;
+        next(&mut body).await.unwrap();
+        senders.push(tx);
+        bodies.push(body);
+    }
+    advance(Duration::from_secs(5)).await;
+    for tx in &senders {
+        tx.send("news").unwrap();
+    }
+    let mut after_event = Vec::new();
+    for mut body in bodies {
+        assert_eq!(next(&mut body).await.unwrap(), "data: news\n\n");
+        after_event.push(body);
+    }
+    let start = Instant::now();
+    let times = next_frame_times(after_event, start).await;
+    let window = Duration::from_secs(12)..=Duration::from_secs(15);
+    assert!(times
+        .iter()
+        .all(|(at, frame, _)| frame == ":\n\n" && window.contains(at)));
+    assert!(times.iter().any(|(at, ..)| *at != times[0].0), "not spread");
+}
+
+/// A stream whose frames are never further apart than the shortest jittered delay
+/// (12 s of 15 s) sends no keep-alive at all.
+#[tokio::test(start_paused = true)]
+async fn busy_stream_sends_no_keep_alive_with_jitter() {
+    for _ in 0..20 {
+        let (tx, items) = channel();
+        let mut body = serve(SseLayer::new(), items).await;
+        next(&mut body).await.unwrap();
+        for _ in 0..10 {
+            assert_eq!(
+                next_within(&mut body, Duration::from_millis(11_999)).await,
+                None
+            );
+            tx.send("tick").unwrap();
+            assert_eq!(next(&mut body).await.unwrap(), "data: tick\n\n");
+        }
+        let start = Instant::now();
+        assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+        let at = start.elapsed();
+        assert!(
+            (Duration::from_secs(12)..=Duration::from_secs(15)).contains(&at),
+            "{at:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-response options
+
+/// The response's keep-alive replaces the layer's; the layer's retry still applies.
+#[tokio::test(start_paused = true)]
+async fn response_keep_alive_overrides_the_layer_and_the_rest_falls_back() {
+    let layer = SseLayer::new()
+        .retry(Duration::from_millis(1000))
+        .keep_alive(exact().text("layer"));
+    let options =
+        SseOptions::new().keep_alive(exact().interval(Duration::from_secs(2)).text("route"));
+
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer.clone(), Some(options), items).await;
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n");
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await.unwrap(), ": route\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(next(&mut body).await.unwrap(), ": route\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
+
+    // The same layer without options: its own keep-alive.
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer.clone(), None, items).await;
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n");
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await.unwrap(), ": layer\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+
+    // Off for one response.
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer, Some(SseOptions::new().no_keep_alive()), items).await;
+    next(&mut body).await.unwrap();
+    assert_eq!(
+        next_within(&mut body, Duration::from_secs(3600)).await,
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn response_idle_timeout_and_max_duration_override_the_layer() {
+    let layer = SseLayer::new()
+        .no_keep_alive()
+        .idle_timeout(Duration::from_secs(60))
+        .max_duration(Duration::from_secs(600));
+
+    // A shorter idle timeout for this response.
+    let (_tx, items) = channel();
+    let options = SseOptions::new().idle_timeout(Duration::from_secs(5));
+    let mut body = serve_with(layer.clone(), Some(options), items).await;
+    next(&mut body).await.unwrap();
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await, None);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+
+    // Without options, the layer's.
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer.clone(), None, items).await;
+    next(&mut body).await.unwrap();
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await, None);
+    assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+    // No idle limit, a 100 s lifetime with the layer's jitter of none.
+    let (_tx, items) = channel();
+    let options = SseOptions::new()
+        .no_idle_timeout()
+        .max_duration(Duration::from_secs(100));
+    let mut body = serve_with(layer.clone(), Some(options), items).await;
+    next(&mut body).await.unwrap();
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await, None);
+    assert_eq!(start.elapsed(), Duration::from_secs(100));
+
+    // No limits at all, a jitter that only applies to a lifetime.
+    let (_tx, items) = channel();
+    let options = SseOptions::new()
+        .no_idle_timeout()
+        .no_max_duration()
+        .max_duration_jitter(0.5);
+    let mut body = serve_with(layer.clone(), Some(options), items).await;
+    next(&mut body).await.unwrap();
+    assert_eq!(
+        next_within(&mut body, Duration::from_secs(3600)).await,
+        None
+    );
+
+    // The jitter for this response shortens the layer's lifetime.
+    let (_tx, items) = channel();
+    let options = SseOptions::new().no_idle_timeout().max_duration_jitter(0.5);
+    let mut body = serve_with(layer, Some(options), items).await;
+    next(&mut body).await.unwrap();
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await, None);
+    assert!((Duration::from_secs(300)..=Duration::from_secs(600)).contains(&start.elapsed()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn response_retry_overrides_and_switches_off() {
+    let layer = SseLayer::new().retry(Duration::from_millis(1000));
+    let (_tx, items) = channel();
+    let options = SseOptions::new().retry(Duration::from_millis(250));
+    let mut body = serve_with(layer.clone(), Some(options), items).await;
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 250\n\n");
+
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer, Some(SseOptions::new().no_retry()), items).await;
+    assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening frame
+
+#[tokio::test(start_paused = true)]
+async fn no_opening_frame_sends_the_first_event_first() {
+    let (tx, items) = channel();
+    let mut body = serve(SseLayer::new().no_opening_frame(), items).await;
+    assert_eq!(next_within(&mut body, Duration::from_secs(1)).await, None);
+    tx.send("a").unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), "data: a\n\n");
+
+    // The default, for contrast.
+    let (_tx, items) = channel();
+    let mut body = serve(SseLayer::new(), items).await;
+    assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+}
+
+/// With the opening frame off, the `retry:` hint rides in front of the first frame,
+/// whether that is an event, a keep-alive, or the end of the stream.
+#[tokio::test(start_paused = true)]
+async fn without_opening_frame_retry_goes_out_with_the_first_frame() {
+    let layer = SseLayer::new()
+        .no_opening_frame()
+        .retry(Duration::from_millis(1000))
+        .keep_alive(exact().interval(Duration::from_secs(5)));
+
+    let (tx, items) = channel();
+    let mut body = serve(layer.clone(), items).await;
+    tx.send("a").unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\ndata: a\n\n");
+    tx.send("b").unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), "data: b\n\n");
+
+    let (_tx, items) = channel();
+    let mut body = serve(layer.clone(), items).await;
+    let start = Instant::now();
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n:\n\n");
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(next(&mut body).await.unwrap(), ":\n\n");
+
+    // A stream that ends before sending anything still tells the browser when to retry.
+    let (tx, items) = channel();
+    let mut body = serve(layer.clone(), items).await;
+    drop(tx);
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n");
+    assert_eq!(next(&mut body).await, None);
+    assert!(body.is_end_stream());
+
+    // Skipped items send nothing, so the hint keeps waiting.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let items = UnboundedReceiverStream::new(rx).boxed();
+    let mut body = serve(layer.on_item_error(OnItemError::Skip), items).await;
+    tx.send(Fallible(Err(std::io::Error::other("bad"))))
+        .unwrap();
+    assert_eq!(next_within(&mut body, Duration::from_secs(1)).await, None);
+    tx.send(event("c")).unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\ndata: c\n\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn opening_frame_per_response_both_ways() {
+    // Off on the layer, on for one response.
+    let layer = SseLayer::new()
+        .no_opening_frame()
+        .retry(Duration::from_millis(700));
+    let (_tx, items) = channel();
+    let mut body = serve_with(layer, Some(SseOptions::new().opening_frame()), items).await;
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 700\n\n");
+
+    // On on the layer, off for one response.
+    let (tx, items) = channel();
+    let options = SseOptions::new().no_opening_frame();
+    let mut body = serve_with(SseLayer::new(), Some(options), items).await;
+    tx.send("first").unwrap();
+    assert_eq!(next(&mut body).await.unwrap(), "data: first\n\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_opening_frame_with_a_deferred_retry_and_shutdown() {
+    let shutdown = Shutdown::new().reconnect_window(Duration::ZERO);
+    let layer = SseLayer::new()
+        .no_opening_frame()
+        .retry(Duration::from_millis(1000))
+        .shutdown(shutdown.clone());
+    let (_tx, items) = channel();
+    let mut body = serve(layer, items).await;
+    assert_eq!(next_within(&mut body, Duration::from_secs(1)).await, None);
+    shutdown.trigger();
+    // No farewell and no drain retry: the layer's hint still goes out before the end.
+    assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n");
+    assert_eq!(next(&mut body).await, None);
 }
