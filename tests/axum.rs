@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tower_sse::axum::SseResponse;
-use tower_sse::{Event, KeepAlive, LastEventId, Shutdown, SseLayer};
+use tower_sse::{Event, KeepAlive, LastEventId, Shutdown, SseLayer, SseOptions};
 
 use blocks::{within, Blocks};
 use server::{empty, Client, Proto};
@@ -171,6 +171,64 @@ async fn handler_response_defaults_match_the_layer() {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, format!(":\n\ndata: {data}\n\n"));
     }
+}
+
+/// A handler's `SseResponse::options` and a route behind the layer with the same
+/// `SseOptions` send the same bytes at the same times.
+#[tokio::test(start_paused = true)]
+async fn handler_options_match_options_behind_the_layer() {
+    let sse = SseLayer::new()
+        .retry(Duration::from_millis(250))
+        .max_duration(Duration::from_secs(60));
+    let options = || {
+        SseOptions::new()
+            .no_opening_frame()
+            .keep_alive(
+                KeepAlive::new()
+                    .interval(Duration::from_secs(2))
+                    .jitter(0.0)
+                    .text("ka"),
+            )
+            .max_duration(Duration::from_secs(5))
+    };
+    let handler = Router::new()
+        .route(
+            "/",
+            get(
+                move |axum::extract::State(sse): axum::extract::State<SseLayer>| async move {
+                    SseResponse::new(stream::pending::<Event>())
+                        .config(&sse)
+                        .options(options())
+                },
+            ),
+        )
+        .with_state(sse.clone());
+    let service = tower::Layer::layer(
+        &sse,
+        tower::service_fn(move |_req: Request<Body>| async move {
+            Ok::<_, std::convert::Infallible>(options().response(stream::pending::<Event>()))
+        }),
+    );
+    let layered = Router::new().route_service("/", service);
+
+    let mut bodies = Vec::new();
+    for app in [handler, layered] {
+        let started = tokio::time::Instant::now();
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        bodies.push(body);
+    }
+    // No opening frame: the layer's retry rides with the first keep-alive, at 2 s.
+    assert_eq!(bodies[0], "retry: 250\n\n: ka\n\n: ka\n\n");
+    assert_eq!(bodies[0], bodies[1]);
 }
 
 /// `axum::serve(..).with_graceful_shutdown(..)` with live streams on both mounts: the
