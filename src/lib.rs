@@ -9,12 +9,26 @@
 //! Items can be plain `T: Serialize` values (sent as JSON data), [`Event`]s built field by
 //! field, [`EncodedEvent`]s framed once for many clients, or [`Fallible`] results.
 //!
+//! One layer can front many routes: an inner service puts [`SseOptions`] in a response's
+//! extensions to change that response's keep-alive, time limits, `retry:` hint or opening
+//! frame, and answers requests it does not stream (`204`, `401`, `404`) with
+//! [`MaybeStream::status`].
+//!
 //! For many clients and lossless resume, publish into an [`EventLog`]: each event is framed
 //! once, every [`Subscription`] sends the same bytes, and a reconnecting client gets exactly
 //! the events it missed. A [`Shutdown`] handle ends every live stream at an event boundary so
 //! a server can drain.
 //!
-//! # Example
+//! # Example: a whole server
+//!
+//! The layer, a handler and hyper-util's server on 127.0.0.1:3000, as in
+//! `examples/hello.rs` (`cargo run --example hello`):
+//!
+//! ```no_run
+#![doc = include_str!("../examples/hello.rs")]
+//! ```
+//!
+//! # Example: one request, without a server
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -53,8 +67,8 @@
 //! # Serving it
 //!
 //! [`SseBody`] is an [`http_body::Body`] with `Bytes` data and an infallible error, so hyper
-//! 1.x serves it as is, over HTTP/1.1 or HTTP/2. `examples/clock.rs` is a complete server
-//! with a browser page.
+//! 1.x serves it as is, over HTTP/1.1 or HTTP/2, as in the first example.
+//! `examples/clock.rs` is a server with a browser page.
 //!
 //! # Cargo features
 //!
@@ -104,3 +118,8 @@ pub use replay::{EventLog, EventLogBuilder, OnLag, OnUnknownId, ReplayStats, Sub
 pub use service::Sse;
 pub use shutdown::Shutdown;
 pub use time_limit::EndReason;
+
+// The README's examples compile as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,67 @@
+//! A whole SSE server in one file: `cargo run --example hello`, then
+//! `curl -N http://127.0.0.1:3000/`.
+//!
+//! Every client gets a tick a second, each with an `id:`; a browser that reconnects sends
+//! the last id back as `Last-Event-ID`, and the count goes on after it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use futures_util::{stream, Stream};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_sse::{Event, LastEventId, SseLayer};
+
+/// The handler: answers with a stream; the layer turns it into `text/event-stream`.
+async fn ticks(req: Request<Incoming>) -> Result<Response<impl Stream<Item = Event>>, Infallible> {
+    // Resume after the last id the browser saw, or start at 0.
+    let next = req
+        .extensions()
+        .get::<LastEventId>()
+        .and_then(|id| id.parse::<u64>().ok())
+        .map_or(0, |id| id + 1);
+    let events = stream::unfold(next, |seq| async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some((
+            Event::new().id_u64(seq).data(format!("tick {seq}")),
+            seq + 1,
+        ))
+    });
+    Ok(Response::new(events))
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let service = ServiceBuilder::new()
+        .layer(SseLayer::new().retry(Duration::from_secs(1)))
+        .service_fn(ticks);
+
+    let listener = TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    loop {
+        let (tcp, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // One failed accept (a client that reset first) must not stop the server.
+            Err(error) => {
+                eprintln!("accept: {error}");
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            // SERVER SETTINGS: hyper-util's defaults, HTTP/1.1 and HTTP/2 (prior knowledge)
+            // on one port. For many idle streams, see docs/deployment.md for the settings
+            // that keep memory per connection lowest.
+            let server = auto::Builder::new(TokioExecutor::new());
+            // An error here is one connection's (say, the client went away mid-stream).
+            if let Err(error) = server.serve_connection(TokioIo::new(tcp), service).await {
+                eprintln!("connection: {error}");
+            }
+        });
+    }
+}
