@@ -155,6 +155,13 @@ impl SseLayer {
     }
 }
 
+impl<S> Sse<S> {
+    /// A layer that wraps services in `Sse`; the same as [`SseLayer::new`].
+    pub fn layer() -> SseLayer {
+        SseLayer::new()
+    }
+}
+
 impl<S> Layer<S> for SseLayer {
     type Service = Sse<S>;
 

@@ -12,13 +12,12 @@ use crate::config::Config;
 use crate::future::ResponseFuture;
 use crate::item::SseItem;
 use crate::last_event_id::LastEventId;
-use crate::layer::SseLayer;
 
 /// Middleware that serves an inner service's `Response<impl Stream>` as server-sent events.
 ///
 /// Before calling the inner service it reads the request's
-/// [`LastEventId`](crate::LastEventId) into the request extensions. See [`SseLayer`] for the
-/// configuration.
+/// [`LastEventId`](crate::LastEventId) into the request extensions. See
+/// [`SseLayer`](crate::SseLayer) for the configuration.
 ///
 /// # Example
 ///
@@ -57,10 +56,7 @@ impl<S> Sse<S> {
         Self::from_config(inner, Arc::default())
     }
 
-    /// A layer that wraps services in `Sse`; the same as [`SseLayer::new`].
-    pub fn layer() -> SseLayer {
-        SseLayer::new()
-    }
+    // `Sse::layer()` lives in layer.rs, so this file never imports the layer above it.
 
     pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
         Self { inner, config }
