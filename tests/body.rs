@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio::time::{advance, timeout, Instant};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_sse::{Event, Fallible, KeepAlive, OnItemError, Shutdown, SseBody, SseLayer, SseOptions};
+use tower_sse::{
+    Event, Fallible, KeepAlive, MaybeStream, OnItemError, Shutdown, SseBody, SseLayer, SseOptions,
+};
 
 type Items = BoxStream<'static, Fallible<Result<Event, std::io::Error>>>;
 /// The body holds its timers inline, so it is `!Unpin`; tests pin it on the heap.
@@ -735,4 +737,65 @@ async fn no_opening_frame_with_a_deferred_retry_and_shutdown() {
     // No farewell and no drain retry: the layer's hint still goes out before the end.
     assert_eq!(next(&mut body).await.unwrap(), "retry: 1000\n\n");
     assert_eq!(next(&mut body).await, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ways to attach options, and responses that are not streamed
+
+/// `Response::builder().extension(options)` works as well as `SseOptions::response`, and
+/// the options do not leak into the response the server sends.
+#[tokio::test(start_paused = true)]
+async fn options_through_the_response_builder() {
+    let service =
+        ServiceBuilder::new()
+            .layer(SseLayer::new())
+            .service_fn(|_req: Request<()>| async {
+                let response = Response::builder()
+                    .extension(SseOptions::new().no_opening_frame())
+                    .body(stream::iter([Event::new().data("only")]))
+                    .unwrap();
+                Ok::<_, Infallible>(response)
+            });
+    let response = service.oneshot(Request::new(())).await.unwrap();
+    assert!(response.extensions().get::<SseOptions>().is_none());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "data: only\n\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn maybe_stream_answers_a_status_or_streams() {
+    let service =
+        ServiceBuilder::new()
+            .layer(SseLayer::new())
+            .service_fn(|req: Request<()>| async move {
+                let events = stream::iter([Event::new().data("hi")]);
+                Ok::<_, Infallible>(match req.uri().path() {
+                    "/gone" => MaybeStream::status(http::StatusCode::NO_CONTENT),
+                    "/none" => Response::new(MaybeStream::none()),
+                    _ => MaybeStream::response(events),
+                })
+            });
+    let get = |path: &str| Request::get(path).body(()).unwrap();
+
+    let response = service.clone().oneshot(get("/gone")).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::NO_CONTENT);
+    assert!(response.headers().is_empty());
+    assert!(response.body().is_end_stream());
+    assert!(response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
+
+    // `200 OK` without a stream: the opening frame, then the end.
+    let response = service.clone().oneshot(get("/none")).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, ":\n\n");
+
+    let response = service.oneshot(get("/events")).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, ":\n\ndata: hi\n\n");
 }
