@@ -799,3 +799,35 @@ async fn maybe_stream_answers_a_status_or_streams() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, ":\n\ndata: hi\n\n");
 }
+
+/// 10,000 streams opened in the same instant: their first keep-alives spread over the
+/// 3 s window instead of all firing in one millisecond, as they did without jitter.
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_streams_do_not_keep_alive_in_one_burst() {
+    const STREAMS: usize = 10_000;
+    let mut bodies = Vec::with_capacity(STREAMS);
+    let mut senders = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let (tx, items) = channel();
+        let mut body = serve(SseLayer::new(), items).await;
+        next(&mut body).await.unwrap();
+        senders.push(tx);
+        bodies.push(body);
+    }
+    let start = Instant::now();
+    let times = next_frame_times(bodies, start).await;
+    let mut per_ms = std::collections::HashMap::<u128, usize>::new();
+    for (at, frame, _) in &times {
+        assert_eq!(frame, ":\n\n");
+        assert!((Duration::from_secs(12)..=Duration::from_secs(15)).contains(at));
+        *per_ms.entry(at.as_millis()).or_default() += 1;
+    }
+    let busiest = per_ms.values().copied().max().unwrap();
+    // Uniform over 3,000 ms gives about 3 a millisecond; allow a wide margin.
+    assert!(busiest <= 50, "{busiest} keep-alives in one millisecond");
+    assert!(
+        per_ms.len() >= 1_000,
+        "only {} distinct milliseconds",
+        per_ms.len()
+    );
+}
