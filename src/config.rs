@@ -113,7 +113,7 @@ pub(crate) fn retry_frame(delay: Duration) -> Bytes {
 /// Settings for one response, overriding the [`SseLayer`](crate::SseLayer)'s.
 ///
 /// An inner service puts this value in its response's extensions (or a handler passes it
-/// to [`axum::SseResponse::options`](crate::axum::SseResponse)); the body of that one
+/// to `tower_sse::axum::SseResponse::options`, feature `axum`); the body of that one
 /// response then runs with these settings, and with the layer's for everything left unset.
 /// So one layer can front many routes: a fast feed without keep-alives, a quiet one with
 /// frequent keep-alives, a third with a short lifetime.
