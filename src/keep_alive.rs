@@ -22,6 +22,8 @@ const DEFAULT_JITTER: f64 = 0.2;
 /// the following ones of that silence one interval apart. Streams opened together, or
 /// woken together by one broadcast event, then do not all wake and write at the same
 /// instant, and a keep-alive never comes later than the interval after the last frame.
+/// A stream that sends a frame at least every `(1 - jitter) * interval` sends none; set
+/// [`jitter(0.0)`](Self::jitter) for keep-alives exactly on the interval.
 ///
 /// # Example
 ///
