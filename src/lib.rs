@@ -123,3 +123,17 @@ pub use time_limit::EndReason;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    /// The README's first example is `examples/hello.rs`, without its header: both compile
+    /// (doctest, example), and this keeps them the same program.
+    #[test]
+    fn readme_opens_with_the_hello_example() {
+        let readme = include_str!("../README.md");
+        let hello = include_str!("../examples/hello.rs");
+        let program = &hello[hello.find("use std::").unwrap()..];
+        let block = format!("```rust,no_run\n{program}```\n");
+        assert!(readme.contains(&block), "README.md and examples/hello.rs differ");
+    }
+}
