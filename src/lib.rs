@@ -134,6 +134,9 @@ mod tests {
         let hello = include_str!("../examples/hello.rs");
         let program = &hello[hello.find("use std::").unwrap()..];
         let block = format!("```rust,no_run\n{program}```\n");
-        assert!(readme.contains(&block), "README.md and examples/hello.rs differ");
+        assert!(
+            readme.contains(&block),
+            "README.md and examples/hello.rs differ"
+        );
     }
 }
