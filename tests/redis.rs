@@ -258,7 +258,12 @@ async fn a_client_moves_to_another_node_and_gets_exactly_the_continuation() {
     let (server_a, server_b) = (serve(a.clone()).await, serve(b.clone()).await);
 
     let mut client = SseClient::open(server_a.addr(), Proto::Http1, None).await;
+    // Reads B's window as it fills, so the client below comes to B once B has all ten.
+    let mut probe = b.subscribe(None).await;
     let ids = publish_n(&a, "event ", 10).await;
+    for _ in 0..10 {
+        next(&mut probe).await;
+    }
     for (n, id) in ids.iter().enumerate().take(4) {
         let event = client.next_event().await;
         assert_eq!(event.data, format!("event {n}"));
