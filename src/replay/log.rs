@@ -91,6 +91,14 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// # }
 /// ```
 ///
+/// # Sources
+///
+/// Publish from anywhere that holds a handle. A source with its own numeric sequence (a
+/// database, an offset) publishes under it with
+/// [`publish_with_u64_id`](Self::publish_with_u64_id); a source that is a `Stream` (an
+/// mpsc, a broadcast receiver, a change feed) drives the log with [`feed`](Self::feed),
+/// which also turns a lagging source's losses into a gap event.
+///
 /// # Storage
 ///
 /// Events live in memory, behind one lock held only to append, evict or copy out one frame
@@ -315,6 +323,8 @@ impl fmt::Debug for EventLog {
 /// older than `max_age`; all three are enforced on every publish, evicting the oldest first,
 /// and age also when a subscription subscribes or reads. The newest event is always kept,
 /// even when it alone is larger than `max_bytes`, so subscriptions waiting for it get it.
+/// When `max_bytes` evicts while `max_events` still had room, replay is shorter than the
+/// count suggests: the log logs that at `warn`, once (see [`max_bytes`](Self::max_bytes)).
 ///
 /// # Example
 ///
@@ -366,6 +376,12 @@ impl EventLogBuilder {
 
     /// Keeps at most `bytes` bytes of encoded frames (default 1 MiB), though always the
     /// newest event.
+    ///
+    /// Whichever limit is reached first evicts: with large events, the default 1 MiB holds
+    /// fewer than the default 1024 events (events of 4 KiB fill it at about 250), and
+    /// replay reaches back less far than `max_events` says. The first time that happens
+    /// the log says so once, at `warn`; raise `max_bytes` (or lower `max_events`) to
+    /// match the events you publish.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.config.limits.max_bytes = bytes;
         self
