@@ -1,6 +1,9 @@
 //! The replay log in process: resume without loss or duplicate, retention, policies,
 //! encode-once fan-out, and a reconnect stress run.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::task::Poll;
 use std::time::Duration;
 
@@ -8,6 +11,8 @@ use futures_util::stream::{FusedStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tower_sse::{EncodedEvent, Event, EventLog, LastEventId, OnLag, OnUnknownId, Subscription};
+
+use rng::Rng;
 
 /// The `id:` of a frame the log wrote: it is always the first line.
 fn id_of(frame: &EncodedEvent) -> &str {
@@ -515,6 +520,7 @@ mod feed {
     use super::*;
     use futures_util::stream;
     use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
     use tokio_stream::wrappers::ReceiverStream;
     use tower_sse::{FeedEnd, Lagged};
 
@@ -525,12 +531,23 @@ mod feed {
         )
     }
 
-    #[tokio::test]
-    async fn an_mpsc_feeds_the_log_until_it_ends() {
+    /// A log, a subscription from its start, and a spawned feed from an mpsc.
+    fn fed_by_mpsc() -> (
+        EventLog,
+        Subscription,
+        mpsc::Sender<Event>,
+        JoinHandle<FeedEnd>,
+    ) {
         let log = EventLog::new();
-        let mut all = log.subscribe(None);
+        let subscription = log.subscribe(None);
         let (tx, rx) = mpsc::channel(4);
         let feed = tokio::spawn(log.feed(ReceiverStream::new(rx)));
+        (log, subscription, tx, feed)
+    }
+
+    #[tokio::test]
+    async fn an_mpsc_feeds_the_log_until_it_ends() {
+        let (log, mut all, tx, feed) = fed_by_mpsc();
         for text in ["a", "b", "c"] {
             tx.send(Event::new().data(text)).await.unwrap();
         }
@@ -612,10 +629,7 @@ mod feed {
     /// source; a subscription still open does not keep the feed going.
     #[tokio::test]
     async fn dropping_the_log_ends_its_feed_mid_stream() {
-        let log = EventLog::new();
-        let mut reader = log.subscribe(None);
-        let (tx, rx) = mpsc::channel(4);
-        let feed = tokio::spawn(log.feed(ReceiverStream::new(rx)));
+        let (log, mut reader, tx, feed) = fed_by_mpsc();
         tx.send(Event::new().data("a")).await.unwrap();
         assert_eq!(text(&reader.next().await.unwrap()), "id: 1\ndata: a\n\n");
 
@@ -720,22 +734,6 @@ mod fan_out {
         let stats = log.stats();
         assert_eq!(stats.published, EVENTS);
         assert_eq!(stats.live_subscribers, 0);
-    }
-}
-
-/// xorshift64*: a seeded generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
 

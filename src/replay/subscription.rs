@@ -194,7 +194,8 @@ impl fmt::Debug for Subscription {
     }
 }
 
-#[cfg(test)]
+/// Windows fed by keys, as the Redis reader feeds them.
+#[cfg(all(test, feature = "redis"))]
 mod tests {
     use super::*;
     use futures_util::{FutureExt, StreamExt};
