@@ -70,6 +70,32 @@ where
 
 /// A source lost events before they reached the log, such as a broadcast receiver that
 /// fell behind its channel: `Err(Lagged::new(n))` in a feed's source.
+///
+/// With the `tokio-stream` feature, tokio-stream's `BroadcastStreamRecvError` converts to
+/// it, so a `BroadcastStream<Event>` feeds a log as it is. Without it, map the error:
+/// `.map(|item| item.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged::new(n)))`.
+///
+/// # Example
+///
+/// ```
+/// use futures_util::{stream, StreamExt};
+/// use tower_sse::{Event, EventLog, Lagged};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let log = EventLog::new();
+/// let mut events = log.subscribe(None);
+/// let source = stream::iter([Ok(Event::new().data("a")), Err(Lagged::new(3))]);
+/// log.feed(source).await;
+///
+/// assert_eq!(events.next().await.unwrap().as_bytes(), "id: 1\ndata: a\n\n");
+/// // Subscribers read of the loss where it happened, as event 2.
+/// assert_eq!(
+///     events.next().await.unwrap().as_bytes(),
+///     "id: 2\nevent: reset\ndata: {\"reason\":\"source_lagged\",\"missed\":3,\"resume_from\":3}\n\n",
+/// );
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged {
     missed: u64,

@@ -31,7 +31,8 @@ pub struct ReplayStats {
     /// Subscriptions that exist and have not ended.
     pub live_subscribers: u64,
     /// Events a fed source reported lost before they reached the log (such as a lagging
-    /// broadcast receiver); each loss is published as a gap event.
+    /// broadcast receiver; see [`EventLog::feed`](crate::EventLog::feed)). Each loss is
+    /// published as one gap event, which `published` counts like any other event.
     pub source_lost: u64,
 }
 
