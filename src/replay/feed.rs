@@ -174,6 +174,9 @@ impl EventLog {
     ///   [`EventLogBuilder::gap_event`](crate::EventLogBuilder::gap_event)), data
     ///   `{"reason":"source_lagged","missed":3,"resume_from":8}`. The loss is also logged at
     ///   `warn` and counted in [`ReplayStats::source_lost`](crate::ReplayStats::source_lost).
+    ///   The gap event's id is the log's own sequence number even in a feed of numbered
+    ///   items, so a source whose numbers could equal the log's (both counting from 1)
+    ///   should not also report losses: a client would resume from the wrong one of the two.
     ///
     /// # When it ends
     ///
