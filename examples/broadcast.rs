@@ -2,8 +2,9 @@
 //! in a few tabs.
 //!
 //! Pass another address as the first argument or in `BROADCAST_ADDR`. `POST /publish`
-//! publishes its body as an event (`curl -d hello 127.0.0.1:3002/publish`), a heartbeat is
-//! published every 2 s, and `GET /events` streams the log with keep-alives. The page's
+//! publishes its body as an event (`curl -d hello 127.0.0.1:3002/publish`), a heartbeat
+//! stream feeds the log every 2 s (`EventLog::feed`), and `GET /events` streams the log with
+//! keep-alives. The page's
 //! "drop connection" button closes its `EventSource` and opens a new one; a new
 //! `EventSource` sends no `Last-Event-ID`, so the page passes the last id it saw in the
 //! `lastEventId` query parameter, and nothing is lost or repeated.
@@ -12,11 +13,13 @@ use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
+use tokio_stream::wrappers::IntervalStream;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_sse::{Event, EventLog, KeepAlive, LastEventId, SseBody, SseLayer, Subscription};
 
@@ -37,25 +40,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_events(1_000)
         .max_age(Duration::from_secs(600))
         .build();
-    tokio::spawn(heartbeat(log.clone()));
+    // Runs until its source ends (never) or the last handle of the log is dropped.
+    tokio::spawn(log.feed(heartbeat(Event::new().event("heartbeat")?)));
     serve(listener, log).await;
     Ok(())
 }
 
-/// Publishes the time every 2 s, so an idle page still shows the stream is alive.
-async fn heartbeat(log: EventLog) {
+/// The time every 2 s as a `template` event, so an idle page still shows the stream is
+/// alive.
+fn heartbeat(template: Event) -> impl Stream<Item = Event> {
     let mut every = interval(Duration::from_secs(2));
     every.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    loop {
-        every.tick().await;
+    IntervalStream::new(every).map(move |_| {
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        match Event::new().event("heartbeat") {
-            Ok(event) => {
-                log.publish(event.data(now));
-            }
-            Err(error) => tracing::error!(%error, "heartbeat event"),
-        }
-    }
+        template.clone().data(now)
+    })
 }
 
 /// Serves the page, the stream and the publish endpoint until the task is dropped.

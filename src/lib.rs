@@ -115,6 +115,7 @@ pub use maybe_stream::MaybeStream;
 #[cfg(feature = "redis")]
 pub use replay::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
 pub use replay::{EventLog, EventLogBuilder, OnLag, OnUnknownId, ReplayStats, Subscription};
+pub use replay::{Feed, FeedEnd, FeedItem, Lagged};
 pub use service::Sse;
 pub use shutdown::Shutdown;
 pub use time_limit::EndReason;

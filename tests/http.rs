@@ -4,13 +4,15 @@
 //! Every test runs once per protocol: framing, flushing and disconnect detection differ
 //! between hyper's HTTP/1.1 and HTTP/2 paths, and the layer must hold on both.
 
+#[path = "support/blocks.rs"]
+mod blocks;
+#[path = "support/inner.rs"]
+mod inner;
 #[path = "support/server.rs"]
 mod server;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,34 +22,13 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::oneshot;
 use tower::ServiceBuilder;
 use tower_sse::{Event, KeepAlive, LastEventId, SseItem, SseLayer};
 
-use server::{empty, Client, Proto, Server};
-
-/// Upper bound on any single wait, so a broken build fails instead of hanging.
-const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs each listed `async fn(Proto)` once over HTTP/1.1 and once over HTTP/2.
-macro_rules! over_both_protocols {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn http1() {
-                    super::$name(super::Proto::Http1).await;
-                }
-
-                #[tokio::test]
-                async fn http2() {
-                    super::$name(super::Proto::Http2).await;
-                }
-            }
-        )*
-    };
-}
+use blocks::{expect_end, within};
+use inner::{answer_once, channel_stream};
+use server::{empty, over_both_protocols, Client, Proto, Server};
 
 over_both_protocols!(
     sets_sse_headers,
@@ -94,12 +75,10 @@ where
     St: Stream + Send + 'static,
     St::Item: SseItem + Send,
 {
-    let slot = Arc::new(Mutex::new(Some(stream)));
-    serve_with(layer, move |_request| {
-        let stream = slot.lock().unwrap().take();
-        Response::new(stream.expect("this server answers one request only"))
-    })
-    .await
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(answer_once(stream));
+    server::serve(service).await
 }
 
 /// A stream that reports, through a oneshot channel, when it is dropped.
@@ -134,18 +113,6 @@ impl<St> Drop for NotifyOnDrop<St> {
     }
 }
 
-/// A source that stays silent until the test sends on the returned channel.
-fn channel_stream() -> (mpsc::Sender<Event>, ReceiverStream<Event>) {
-    let (tx, rx) = mpsc::channel(1);
-    (tx, ReceiverStream::new(rx))
-}
-
-async fn within<F: Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
-}
-
 /// Reads body frames until `expected.len()` bytes arrived, and asserts they are `expected`.
 ///
 /// Gathering up to a length, rather than taking one frame, keeps the assertion about bytes
@@ -170,28 +137,23 @@ async fn expect_bytes(body: &mut Incoming, expected: &str) {
     assert_eq!(got, expected.as_bytes(), "unexpected body bytes");
 }
 
-/// Asserts the body ends cleanly next: no more data, no trailers, no error.
-async fn expect_end(body: &mut Incoming) {
-    // An HTTP/2 peer may close the stream with an empty DATA frame: skip empty frames only.
-    for _ in 0..4 {
-        match within("end of body", body.frame()).await {
-            None => return,
-            Some(Ok(frame)) => {
-                let data = frame.into_data().expect("no trailers");
-                assert!(data.is_empty(), "more data instead of the end: {data:?}");
-            }
-            Some(Err(error)) => panic!("body ended with an error, not cleanly: {error}"),
-        }
-    }
-    panic!("body did not end");
-}
-
 async fn body_text(response: Response<Incoming>) -> String {
     let bytes: Bytes = within("whole body", response.into_body().collect())
         .await
         .expect("body ends cleanly")
         .to_bytes();
     String::from_utf8(bytes.to_vec()).expect("UTF-8 body")
+}
+
+/// No length and no `connection`; chunked on HTTP/1.1 (hyper's choice for an unknown
+/// length), no `transfer-encoding` on HTTP/2.
+fn expect_streamed_framing(headers: &http::HeaderMap, proto: Proto) {
+    assert!(!headers.contains_key(header::CONTENT_LENGTH));
+    assert!(!headers.contains_key(header::CONNECTION));
+    match proto {
+        Proto::Http1 => assert_eq!(headers[header::TRANSFER_ENCODING], "chunked"),
+        Proto::Http2 => assert!(!headers.contains_key(header::TRANSFER_ENCODING)),
+    }
 }
 
 fn expected_version(proto: Proto) -> Version {
@@ -215,13 +177,7 @@ async fn sets_sse_headers(proto: Proto) {
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
     assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
     assert_eq!(headers["x-accel-buffering"], "no");
-    assert!(!headers.contains_key(header::CONTENT_LENGTH));
-    assert!(!headers.contains_key(header::CONNECTION));
-    match proto {
-        // Unknown length: hyper picks chunked framing for HTTP/1.1.
-        Proto::Http1 => assert_eq!(headers[header::TRANSFER_ENCODING], "chunked"),
-        Proto::Http2 => assert!(!headers.contains_key(header::TRANSFER_ENCODING)),
-    }
+    expect_streamed_framing(headers, proto);
     assert_eq!(body_text(response).await, ":\n\ndata: x\n\n");
     server.shutdown().await;
 }
@@ -244,13 +200,7 @@ async fn drops_framing_headers_of_inner_response(proto: Proto) {
         // Twice on one connection: `connection: close` must not have closed it.
         let response = client.send(empty(client.get("/events"))).await;
         assert_eq!(response.status(), StatusCode::OK);
-        let headers = response.headers();
-        assert!(!headers.contains_key(header::CONTENT_LENGTH));
-        assert!(!headers.contains_key(header::CONNECTION));
-        match proto {
-            Proto::Http1 => assert_eq!(headers[header::TRANSFER_ENCODING], "chunked"),
-            Proto::Http2 => assert!(!headers.contains_key(header::TRANSFER_ENCODING)),
-        }
+        expect_streamed_framing(response.headers(), proto);
         assert_eq!(body_text(response).await, ":\n\ndata: longer than 3\n\n");
     }
     server.shutdown().await;

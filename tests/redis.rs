@@ -8,8 +8,12 @@
 //! `cargo test --release --features redis --test redis -- --ignored --nocapture publish_cost`.
 #![cfg(feature = "redis")]
 
+#[path = "support/event_source.rs"]
+mod event_source;
 #[path = "support/redis.rs"]
 mod redis_server;
+#[path = "support/rng.rs"]
+mod rng;
 #[allow(dead_code)]
 #[path = "support/server.rs"]
 mod server;
@@ -19,12 +23,10 @@ mod whatwg;
 use std::convert::Infallible;
 use std::error::Error as _;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use http::Request;
 use hyper::body::Incoming;
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
@@ -33,8 +35,9 @@ use tower_sse::{
     StreamId, Subscription,
 };
 
+use event_source::{read_reconnecting, EventSource};
 use redis_server::RedisServer;
-use server::{empty, Client, Proto, Server};
+use server::{Proto, Server};
 
 /// Upper bound on any single wait, so a broken build fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(30);
@@ -83,6 +86,20 @@ async fn publish_n(log: &RedisLog, prefix: &str, n: usize) -> Vec<StreamId> {
     ids
 }
 
+/// Appends 150 entries from long ago to the stream at `key` (ids carry the Redis clock: 1 ms
+/// to 150 ms after the epoch), with `body(ms)` as their frames.
+fn add_old_entries(connection: &mut redis::Connection, key: &str, body: impl Fn(u64) -> String) {
+    for ms in 1..=150 {
+        let _: String = redis::cmd("XADD")
+            .arg(key)
+            .arg(format!("{ms}-0"))
+            .arg("f")
+            .arg(body(ms))
+            .query(connection)
+            .unwrap();
+    }
+}
+
 /// Serves `GET /events` from `log` behind `SseLayer`, with quick keep-alives.
 async fn serve(log: RedisLog) -> Server {
     let service = ServiceBuilder::new()
@@ -97,69 +114,6 @@ async fn serve(log: RedisLog) -> Server {
             async move { Ok::<_, Infallible>(log.response(last_event_id.as_ref()).await) }
         });
     server::serve(service).await
-}
-
-/// One `EventSource`-like connection to a node.
-struct SseClient {
-    client: Client,
-    body: Incoming,
-    parser: whatwg::Parser,
-    read: usize,
-    keep_alives: usize,
-}
-
-impl SseClient {
-    async fn open(addr: SocketAddr, proto: Proto, last_event_id: Option<&str>) -> Self {
-        let mut client = within("connect", Client::connect(addr, proto)).await;
-        let mut request = client.get("/events");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = within("response head", client.send(empty(request))).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        Self {
-            client,
-            body: response.into_body(),
-            parser: whatwg::Parser::new(),
-            read: 0,
-            keep_alives: 0,
-        }
-    }
-
-    async fn frame(&mut self) {
-        let frame = within("a body frame", self.body.frame())
-            .await
-            .expect("the stream does not end")
-            .expect("the body does not fail");
-        if let Ok(data) = frame.into_data() {
-            if data == ":\n\n" {
-                self.keep_alives += 1;
-            }
-            self.parser.feed(&data);
-        }
-    }
-
-    async fn next_event(&mut self) -> whatwg::DispatchedEvent {
-        loop {
-            if let Some(event) = self.parser.events().get(self.read) {
-                self.read += 1;
-                return event.clone();
-            }
-            self.frame().await;
-        }
-    }
-
-    /// Reads until a keep-alive comment arrives.
-    async fn keep_alive(&mut self) {
-        let seen = self.keep_alives;
-        while self.keep_alives == seen {
-            self.frame().await;
-        }
-    }
-
-    fn close(self) {
-        self.client.disconnect();
-    }
 }
 
 #[tokio::test]
@@ -257,8 +211,13 @@ async fn a_client_moves_to_another_node_and_gets_exactly_the_continuation() {
     let b = connect(&redis, RedisLog::builder(key)).await;
     let (server_a, server_b) = (serve(a.clone()).await, serve(b.clone()).await);
 
-    let mut client = SseClient::open(server_a.addr(), Proto::Http1, None).await;
+    let mut client = EventSource::connect(server_a.addr(), Proto::Http1, None).await;
+    // Reads B's window as it fills, so the client below comes to B once B has all ten.
+    let mut probe = b.subscribe(None).await;
     let ids = publish_n(&a, "event ", 10).await;
+    for _ in 0..10 {
+        next(&mut probe).await;
+    }
     for (n, id) in ids.iter().enumerate().take(4) {
         let event = client.next_event().await;
         assert_eq!(event.data, format!("event {n}"));
@@ -268,7 +227,7 @@ async fn a_client_moves_to_another_node_and_gets_exactly_the_continuation() {
     client.close();
 
     let mut client =
-        SseClient::open(server_b.addr(), Proto::Http2, Some(&ids[3].to_string())).await;
+        EventSource::connect(server_b.addr(), Proto::Http2, Some(&ids[3].to_string())).await;
     for (n, id) in ids.iter().enumerate().skip(4) {
         let event = client.next_event().await;
         assert_eq!(
@@ -290,50 +249,8 @@ async fn a_client_moves_to_another_node_and_gets_exactly_the_continuation() {
     assert_eq!(b.stats().replayed, 6);
 }
 
-/// xorshift64*, seeded per client.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 const PER_NODE: usize = 1_000;
 const TOTAL: usize = 2 * PER_NODE;
-
-/// Reads `TOTAL` events; with `hop`, drops the connection at random points and reconnects
-/// to the other node with the last id. Returns `(id, data)` in order, and the hops.
-async fn reader(
-    nodes: [(SocketAddr, Proto); 2],
-    mut client: SseClient,
-    hop: Option<u64>,
-) -> (Vec<(String, String)>, u64) {
-    let mut rng = Rng::new(hop.unwrap_or(0));
-    let mut node = 0;
-    let mut hops = 0;
-    let mut seen = Vec::with_capacity(TOTAL);
-    while seen.len() < TOTAL {
-        let event = client.next_event().await;
-        seen.push((event.last_event_id, event.data));
-        if hop.is_some() && seen.len() < TOTAL && rng.below(150) == 0 {
-            client.close();
-            node = 1 - node;
-            hops += 1;
-            let (addr, proto) = nodes[node];
-            let last = &seen.last().unwrap().0;
-            client = SseClient::open(addr, proto, Some(last)).await;
-        }
-    }
-    (seen, hops)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_publishing_at_once_give_every_client_one_order() {
@@ -356,14 +273,23 @@ async fn two_nodes_publishing_at_once_give_every_client_one_order() {
         let (addr, proto) = nodes[(client % 2) as usize];
         // The response head comes after the handler subscribed: from here on, this
         // live-only client sees every event.
-        let sse = SseClient::open(addr, proto, None).await;
-        let hop = (client >= 8).then_some(client);
+        let sse = EventSource::connect(addr, proto, None).await;
+        // Clients 8 to 11 drop their connection after about one event in 150, and
+        // reconnect to the other node.
+        let hop = (client >= 8).then_some(150);
         let nodes = if client % 2 == 0 {
             nodes
         } else {
             [nodes[1], nodes[0]]
         };
-        readers.spawn(reader(nodes, sse, hop));
+        readers.spawn(async move {
+            let (seen, hops) = read_reconnecting(&nodes, sse, TOTAL, hop, client).await;
+            let seen: Vec<_> = seen
+                .into_iter()
+                .map(|event| (event.last_event_id, event.data))
+                .collect();
+            (seen, hops)
+        });
     }
     let mut publishers = JoinSet::new();
     for (name, log) in [("a", a.clone()), ("b", b.clone())] {
@@ -494,15 +420,7 @@ async fn retention_by_age_trims_the_stream_and_the_start_up_window() {
     let key = "sse:age";
     // Entries from long ago (ids carry the Redis clock): 1 ms to 150 ms after the epoch.
     let mut connection = redis.connection();
-    for ms in 1..=150 {
-        let _: String = redis::cmd("XADD")
-            .arg(key)
-            .arg(format!("{ms}-0"))
-            .arg("f")
-            .arg("data: old\n\n")
-            .query(&mut connection)
-            .unwrap();
-    }
+    add_old_entries(&mut connection, key, |_| "data: old\n\n".to_owned());
     let log = connect(
         &redis,
         RedisLog::builder(key).max_age(Duration::from_secs(60)),
@@ -541,15 +459,7 @@ async fn a_node_starting_on_a_trimmed_stream_knows_what_is_gone() {
     };
     let key = "sse:trimmed";
     let mut connection = redis.connection();
-    for ms in 1..=150 {
-        let _: String = redis::cmd("XADD")
-            .arg(key)
-            .arg(format!("{ms}-0"))
-            .arg("f")
-            .arg(format!("data: {ms}\n\n"))
-            .query(&mut connection)
-            .unwrap();
-    }
+    add_old_entries(&mut connection, key, |ms| format!("data: {ms}\n\n"));
     let trimmed: u64 = redis::cmd("XTRIM")
         .arg(key)
         .arg("MAXLEN")
@@ -652,7 +562,7 @@ async fn a_redis_restart_mid_stream_delays_but_loses_nothing() {
     };
     let log = connect(&redis, RedisLog::builder("sse:restart")).await;
     let server = serve(log.clone()).await;
-    let mut client = SseClient::open(server.addr(), Proto::Http1, None).await;
+    let mut client = EventSource::connect(server.addr(), Proto::Http1, None).await;
     let started = Instant::now();
 
     let mut data: Vec<String> = (0..100).map(|n| format!("event {n}")).collect();
@@ -697,7 +607,7 @@ async fn a_redis_restart_mid_stream_delays_but_loses_nothing() {
         "redis restart: 10 publishes failed in {failing_for:.2?}, {} reader reconnects, \
          {} keep-alives, all 100 events delivered once in {:.2?}",
         log.reconnects(),
-        client.keep_alives,
+        client.keep_alives(),
         started.elapsed()
     );
     assert!(log.reconnects() >= 1);

@@ -1,6 +1,9 @@
 //! The replay log in process: resume without loss or duplicate, retention, policies,
 //! encode-once fan-out, and a reconnect stress run.
 
+#[path = "support/rng.rs"]
+mod rng;
+
 use std::task::Poll;
 use std::time::Duration;
 
@@ -8,6 +11,8 @@ use futures_util::stream::{FusedStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tower_sse::{EncodedEvent, Event, EventLog, LastEventId, OnLag, OnUnknownId, Subscription};
+
+use rng::Rng;
 
 /// The `id:` of a frame the log wrote: it is always the first line.
 fn id_of(frame: &EncodedEvent) -> &str {
@@ -415,6 +420,247 @@ fn caller_ids_resume_like_log_ids() {
     );
 }
 
+#[test]
+fn numeric_ids_resume_as_numbers() {
+    let log = EventLog::builder().max_events(3).build();
+    for (n, row) in [1000, 1001, 1005, 1010].into_iter().enumerate() {
+        let seq = log.publish_with_u64_id(row, Event::new().id("replaced").unwrap().data("row"));
+        assert_eq!(seq, n as u64 + 1);
+    }
+    // 1000 left the window and is its boundary: resuming from it loses nothing.
+    let mut after_boundary = log.subscribe(last("1000").as_ref());
+    let frames = drain(&mut after_boundary);
+    assert_eq!(
+        frames.iter().map(id_of).collect::<Vec<_>>(),
+        ["1001", "1005", "1010"]
+    );
+    assert_eq!(text(&frames[0]), "id: 1001\ndata: row\n\n");
+    let mut after_1005 = log.subscribe(last("1005").as_ref());
+    assert_eq!(
+        drain(&mut after_1005).iter().map(id_of).collect::<Vec<_>>(),
+        ["1010"]
+    );
+
+    // The same digits as text are the same id.
+    log.publish_with_id("1011", Event::new().data("row"))
+        .unwrap();
+    let mut after_1010 = log.subscribe(last("1010").as_ref());
+    assert_eq!(
+        drain(&mut after_1010).iter().map(id_of).collect::<Vec<_>>(),
+        ["1011"]
+    );
+
+    // Neither the log's own sequence numbers nor other spellings name these events.
+    for unknown in ["2", "01005", "+1005", "1002"] {
+        let mut subscription = log.subscribe(last(unknown).as_ref());
+        assert_eq!(
+            text(&ready(&mut subscription).unwrap()),
+            gap("1001", "unknown_id", 3),
+            "{unknown}"
+        );
+    }
+}
+
+/// Where retention is bound by bytes before count, the log says so once; bound by count,
+/// it says nothing.
+#[test]
+fn warns_once_when_bytes_bind_before_count() {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let warnings = || {
+        let bytes = captured.0.lock().unwrap().clone();
+        let text = String::from_utf8(bytes).unwrap();
+        text.lines()
+            .filter(|line| line.contains("WARN") && line.contains("max_bytes before max_events"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        let by_count = EventLog::builder().max_events(2).build();
+        publish_n(&by_count, 50);
+        assert!(warnings().is_empty(), "{:?}", warnings());
+
+        // Frames of about 25 bytes: 200 bytes hold 8 of the 100 events allowed.
+        let by_bytes = EventLog::builder().max_events(100).max_bytes(200).build();
+        publish_n(&by_bytes, 8);
+        assert!(warnings().is_empty(), "nothing evicted yet");
+        publish_n(&by_bytes, 50);
+        let logged = warnings();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("max_bytes=200"), "{logged:?}");
+        assert!(by_bytes.stats().evicted > 0);
+
+        // Once per log: another log says it again.
+        let other = EventLog::builder().max_bytes(200).build();
+        publish_n(&other, 50);
+        assert_eq!(warnings().len(), 2);
+    });
+}
+
+mod feed {
+    use super::*;
+    use futures_util::stream;
+    use tokio::sync::mpsc;
+    use tokio::task::JoinHandle;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tower_sse::{FeedEnd, Lagged};
+
+    fn source_gap(id: u64, missed: u64) -> String {
+        format!(
+            "id: {id}\nevent: reset\ndata: {{\"reason\":\"source_lagged\",\"missed\":{missed},\"resume_from\":{}}}\n\n",
+            id + 1
+        )
+    }
+
+    /// A log, a subscription from its start, and a spawned feed from an mpsc.
+    fn fed_by_mpsc() -> (
+        EventLog,
+        Subscription,
+        mpsc::Sender<Event>,
+        JoinHandle<FeedEnd>,
+    ) {
+        let log = EventLog::new();
+        let subscription = log.subscribe(None);
+        let (tx, rx) = mpsc::channel(4);
+        let feed = tokio::spawn(log.feed(ReceiverStream::new(rx)));
+        (log, subscription, tx, feed)
+    }
+
+    #[tokio::test]
+    async fn an_mpsc_feeds_the_log_until_it_ends() {
+        let (log, mut all, tx, feed) = fed_by_mpsc();
+        for text in ["a", "b", "c"] {
+            tx.send(Event::new().data(text)).await.unwrap();
+        }
+        drop(tx);
+        assert_eq!(feed.await.unwrap(), FeedEnd::SourceEnded);
+        let frames = drain(&mut all);
+        assert_eq!(text(&frames[2]), "id: 3\ndata: c\n\n");
+        assert_eq!(seqs(&frames), [1, 2, 3]);
+        // The log goes on after its feed.
+        assert_eq!(log.publish(Event::new()), 4);
+    }
+
+    #[tokio::test]
+    async fn numbered_items_and_losses() {
+        let log = EventLog::new();
+        let mut all = log.subscribe(None);
+        let rows = stream::iter([
+            Ok((41, Event::new().data("a"))),
+            Err(Lagged::new(2)),
+            Ok((44, Event::new().data("d"))),
+            Err(Lagged::new(0)),
+        ]);
+        assert_eq!(log.feed(rows).await, FeedEnd::SourceEnded);
+        let frames: Vec<String> = drain(&mut all).iter().map(|f| text(f).to_owned()).collect();
+        assert_eq!(
+            frames,
+            [
+                "id: 41\ndata: a\n\n".to_owned(),
+                source_gap(2, 2),
+                "id: 44\ndata: d\n\n".to_owned()
+            ]
+        );
+        assert_eq!(log.stats().source_lost, 2);
+        // A client that saw the gap resumes after it.
+        let mut after_gap = log.subscribe(last("2").as_ref());
+        assert_eq!(
+            drain(&mut after_gap).iter().map(id_of).collect::<Vec<_>>(),
+            ["44"]
+        );
+    }
+
+    /// A real broadcast channel whose receiver falls behind: bounded at 4, 10 sent before
+    /// the feed reads one.
+    #[cfg(feature = "tokio-stream")]
+    #[tokio::test]
+    async fn a_lagging_broadcast_receiver_becomes_a_gap_event() {
+        use tokio::sync::broadcast;
+        use tokio_stream::wrappers::BroadcastStream;
+
+        let log = EventLog::new();
+        let mut all = log.subscribe(None);
+        let (tx, rx) = broadcast::channel(4);
+        for n in 0..10 {
+            tx.send(Event::new().data(format!("tick {n}"))).unwrap();
+        }
+        drop(tx);
+        assert_eq!(
+            log.feed(BroadcastStream::new(rx)).await,
+            FeedEnd::SourceEnded
+        );
+
+        let frames = drain(&mut all);
+        assert_eq!(text(&frames[0]), source_gap(1, 6));
+        let rest: Vec<&str> = frames[1..].iter().map(text).collect();
+        assert_eq!(
+            rest,
+            [
+                "id: 2\ndata: tick 6\n\n",
+                "id: 3\ndata: tick 7\n\n",
+                "id: 4\ndata: tick 8\n\n",
+                "id: 5\ndata: tick 9\n\n",
+            ]
+        );
+        assert_eq!(log.stats().source_lost, 6);
+        assert_eq!(log.stats().published, 5);
+    }
+
+    /// Dropping every handle ends the feed while its source is quiet, and drops the
+    /// source; a subscription still open does not keep the feed going.
+    #[tokio::test]
+    async fn dropping_the_log_ends_its_feed_mid_stream() {
+        let (log, mut reader, tx, feed) = fed_by_mpsc();
+        tx.send(Event::new().data("a")).await.unwrap();
+        assert_eq!(text(&reader.next().await.unwrap()), "id: 1\ndata: a\n\n");
+
+        drop(log);
+        // Bounded, so that a feed that does not hear of the drop fails instead of hanging.
+        let ended = tokio::time::timeout(Duration::from_secs(10), feed).await;
+        assert_eq!(ended.expect("the feed ended").unwrap(), FeedEnd::LogDropped);
+        assert!(tx.is_closed(), "the feed dropped its source");
+        assert!(tx.send(Event::new().data("b")).await.is_err());
+        // The subscription keeps the window: what it held stays, nothing more comes.
+        assert!(is_pending(&mut reader));
+        assert!(!reader.is_terminated());
+    }
+
+    /// A source that is always ready yields its task now and then, and ends as it should.
+    #[tokio::test]
+    async fn an_endless_ready_source_lets_the_log_drop_it() {
+        let log = EventLog::builder().max_events(8).build();
+        let feed = tokio::spawn(log.feed(stream::repeat_with(|| Event::new().data("x"))));
+        // The feed publishes in bounded batches, so this task gets to run in between.
+        let mut yields = 0;
+        while log.stats().published < 1_000 {
+            tokio::task::yield_now().await;
+            yields += 1;
+            assert!(yields < 1_000_000, "the feed made no progress");
+        }
+        drop(log);
+        assert_eq!(feed.await.unwrap(), FeedEnd::LogDropped);
+    }
+}
+
 /// Encode once: needs `publish_json`.
 #[cfg(feature = "json")]
 mod fan_out {
@@ -488,22 +734,6 @@ mod fan_out {
         let stats = log.stats();
         assert_eq!(stats.published, EVENTS);
         assert_eq!(stats.live_subscribers, 0);
-    }
-}
-
-/// xorshift64*: a seeded generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
     }
 }
 

@@ -2,35 +2,29 @@
 //! [`EventLog`] through [`SseLayer`], and clients that drop their connection and reconnect
 //! with `Last-Event-ID`, as browsers do.
 
+#[path = "support/event_source.rs"]
+mod event_source;
+#[path = "support/rng.rs"]
+mod rng;
+#[path = "support/server.rs"]
+#[allow(dead_code)] // Servers here stop when dropped.
+mod server;
+#[path = "support/whatwg.rs"]
+mod whatwg;
+
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tower::ServiceBuilder;
 use tower_sse::{Event, EventLog, LastEventId, OnUnknownId, SseLayer};
 
-/// A server on 127.0.0.1:0 answering every request with `log.response(..)` behind `layer`;
-/// dropping it aborts the accept loop and every open connection.
-struct Server {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
+use event_source::{read_reconnecting, EventSource};
+use server::{Proto, Server};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
+/// Serves every request with `log.response(..)` behind `layer`.
 async fn serve(log: EventLog, layer: SseLayer) -> Server {
     let service = ServiceBuilder::new()
         .layer(layer)
@@ -38,131 +32,7 @@ async fn serve(log: EventLog, layer: SseLayer) -> Server {
             let events = log.response(req.extensions().get::<LastEventId>());
             async move { Ok::<_, Infallible>(events) }
         });
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        // Dropped with the task: aborts the connections still open.
-        let mut connections = JoinSet::new();
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = TowerToHyperService::new(service.clone());
-            connections.spawn(async move {
-                // A client dropping its connection mid-stream is the point of these tests.
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-            // Reap finished connections so the set stays as small as the open ones.
-            while connections.try_join_next().is_some() {}
-        }
-    });
-    Server { addr, task }
-}
-
-/// An HTTP/1.1 connection with one request on it; dropping it closes the connection.
-struct Client {
-    response: Response<Incoming>,
-    connection: JoinHandle<()>,
-    parser: Parser,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
-}
-
-impl Client {
-    async fn get(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> Self {
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        let connection = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut request = Request::get(path).header(header::HOST, "127.0.0.1");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = sender
-            .send_request(request.body(Empty::<Bytes>::new()).unwrap())
-            .await
-            .unwrap();
-        Self {
-            response,
-            connection,
-            parser: Parser::default(),
-        }
-    }
-
-    /// The next event (comments skipped); `None` when the response ends.
-    async fn next_event(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(event) = self.parser.next_event() {
-                return Some(event);
-            }
-            let frame = self.response.body_mut().frame().await?.unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.parser.buf.extend_from_slice(&data);
-            }
-        }
-    }
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
-}
-
-/// Splits the stream into events; enough for what the body sends (LF line ends, one
-/// space after the colon).
-#[derive(Default)]
-struct Parser {
-    buf: Vec<u8>,
-}
-
-impl Parser {
-    fn next_event(&mut self) -> Option<SseEvent> {
-        loop {
-            let end = self.buf.windows(2).position(|pair| pair == b"\n\n")?;
-            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let block = std::str::from_utf8(&block[..end]).expect("UTF-8 stream");
-            let mut event = SseEvent::default();
-            let mut data = Vec::new();
-            for line in block.split('\n') {
-                if let Some(id) = line.strip_prefix("id: ") {
-                    event.id = Some(id.to_owned());
-                } else if let Some(name) = line.strip_prefix("event: ") {
-                    event.event = Some(name.to_owned());
-                } else if let Some(line) = line.strip_prefix("data: ") {
-                    data.push(line);
-                } else {
-                    assert!(line.starts_with(':'), "unexpected line {line:?}");
-                }
-            }
-            if event.id.is_some() || !data.is_empty() {
-                event.data = data.join("\n");
-                return Some(event);
-            }
-        }
-    }
-}
-
-/// xorshift64*, seeded per client.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
+    server::serve(service).await
 }
 
 /// Runs a test body, failing it if it takes more than 10 s.
@@ -175,29 +45,24 @@ async fn within(test: impl std::future::Future<Output = ()>) {
 const EVENTS: u64 = 5_000;
 const CLIENTS: u64 = 20;
 
-/// Reads the events in order through reconnects; returns how many times it reconnected.
-async fn reconnecting_client(addr: SocketAddr, mut client: Client, seed: u64) -> u64 {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut last = 0;
-    let mut reconnects = 0;
-    loop {
-        for _ in 0..=rng.below(600) {
-            let event = client.next_event().await.expect("the stream does not end");
-            let id: u64 = event.id.as_deref().unwrap().parse().unwrap();
-            assert_eq!(id, last + 1, "client {seed}: lost or repeated events");
-            assert_eq!(event.data, format!("event {id}"));
-            last = id;
-            if last == EVENTS {
-                return reconnects;
-            }
-        }
-        // Whatever else the server already sent is dropped unread with the connection.
-        drop(client);
-        reconnects += 1;
-        assert!(reconnects <= EVENTS, "client {seed}: runaway loop");
-        client = Client::get(addr, "/events", Some(&last.to_string())).await;
-        assert_eq!(client.response.status(), StatusCode::OK);
+/// Reads every event through reconnects (after about one event in 300); returns how many
+/// times it reconnected.
+async fn reconnecting_client(
+    node: (std::net::SocketAddr, Proto),
+    client: EventSource,
+    seed: u64,
+) -> u64 {
+    let (events, reconnects) =
+        read_reconnecting(&[node], client, EVENTS as usize, Some(300), seed).await;
+    for (n, event) in (1..=EVENTS).zip(&events) {
+        assert_eq!(
+            event.last_event_id,
+            n.to_string(),
+            "client {seed}: lost or repeated events"
+        );
+        assert_eq!(event.data, format!("event {n}"));
     }
+    reconnects
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +72,7 @@ async fn reconnecting_clients_get_every_event_exactly_once() {
         .max_bytes(usize::MAX)
         .build();
     let server = serve(log.clone(), SseLayer::new()).await;
-    let addr = server.addr;
+    let addr = server.addr();
     let started = std::time::Instant::now();
 
     let run = async {
@@ -215,12 +80,10 @@ async fn reconnecting_clients_get_every_event_exactly_once() {
         for seed in 0..CLIENTS {
             // The response head comes after the handler subscribed: from here on, this
             // first, live-only connection sees every event.
-            let client = Client::get(addr, "/events", None).await;
-            assert_eq!(
-                client.response.headers()["content-type"],
-                "text/event-stream"
-            );
-            clients.spawn(reconnecting_client(addr, client, seed));
+            let proto = Proto::alternating(seed);
+            let client = EventSource::connect(addr, proto, None).await;
+            assert_eq!(client.headers()["content-type"], "text/event-stream");
+            clients.spawn(reconnecting_client((addr, proto), client, seed));
         }
         for n in 1..=EVENTS {
             log.publish(Event::new().data(format!("event {n}")));
@@ -260,14 +123,14 @@ async fn an_evicted_id_gets_the_gap_event_then_the_oldest() {
             log.publish(Event::new().data(format!("event {n}")));
         }
         let server = serve(log.clone(), SseLayer::new()).await;
-        let mut client = Client::get(server.addr, "/events", Some("1")).await;
-        let gap = client.next_event().await.unwrap();
-        assert_eq!(gap.id.as_deref(), Some("2"));
-        assert_eq!(gap.event.as_deref(), Some("reset"));
+        let mut client = EventSource::connect(server.addr(), Proto::Http1, Some("1")).await;
+        let gap = client.next_event().await;
+        assert_eq!(gap.last_event_id, "2");
+        assert_eq!(gap.event_type, "reset");
         assert_eq!(gap.data, r#"{"reason":"cursor_too_old","resume_from":3}"#);
         for n in 3..=5 {
-            let event = client.next_event().await.unwrap();
-            assert_eq!(event.id, Some(n.to_string()));
+            let event = client.next_event().await;
+            assert_eq!(event.last_event_id, n.to_string());
         }
     })
     .await;
@@ -282,14 +145,15 @@ async fn a_refused_id_is_answered_with_no_content() {
         log.publish(Event::new().data("a"));
         let server = serve(log.clone(), SseLayer::new()).await;
 
-        let mut refused = Client::get(server.addr, "/events", Some("from-elsewhere")).await;
-        assert_eq!(refused.response.status(), StatusCode::NO_CONTENT);
-        assert!(!refused.response.headers().contains_key("content-type"));
-        assert!(refused.next_event().await.is_none());
+        let addr = server.addr();
+        let mut refused =
+            EventSource::open(addr, Proto::Http1, "/events", Some("from-elsewhere")).await;
+        assert_eq!(refused.status(), StatusCode::NO_CONTENT);
+        assert!(!refused.headers().contains_key("content-type"));
+        assert!(refused.try_next_event().await.is_none());
 
-        let mut known = Client::get(server.addr, "/events", Some("0")).await;
-        assert_eq!(known.response.status(), StatusCode::OK);
-        assert_eq!(known.next_event().await.unwrap().data, "a");
+        let mut known = EventSource::connect(addr, Proto::Http1, Some("0")).await;
+        assert_eq!(known.next_event().await.data, "a");
         assert_eq!(log.stats().rejected, 1);
     })
     .await;
@@ -304,12 +168,13 @@ async fn the_query_parameter_resumes_a_new_event_source() {
         }
         let layer = SseLayer::new().last_event_id_query("lastEventId");
         let server = serve(log.clone(), layer).await;
-        let mut client = Client::get(server.addr, "/events?lastEventId=1", None).await;
-        assert_eq!(client.next_event().await.unwrap().id.as_deref(), Some("2"));
-        assert_eq!(client.next_event().await.unwrap().id.as_deref(), Some("3"));
+        let (addr, path) = (server.addr(), "/events?lastEventId=1");
+        let mut client = EventSource::open(addr, Proto::Http1, path, None).await;
+        assert_eq!(client.next_event().await.last_event_id, "2");
+        assert_eq!(client.next_event().await.last_event_id, "3");
         // The header, which EventSource sends on its own reconnects, wins over the query.
-        let mut client = Client::get(server.addr, "/events?lastEventId=1", Some("2")).await;
-        assert_eq!(client.next_event().await.unwrap().id.as_deref(), Some("3"));
+        let mut client = EventSource::open(addr, Proto::Http2, path, Some("2")).await;
+        assert_eq!(client.next_event().await.last_event_id, "3");
     })
     .await;
 }

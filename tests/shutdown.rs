@@ -25,7 +25,7 @@ use tokio::time::timeout;
 use tower::ServiceBuilder;
 use tower_sse::{Event, Shutdown, SseLayer};
 
-const STREAMS: usize = 20;
+const STREAMS: u64 = 20;
 const WINDOW: Duration = Duration::from_secs(2);
 
 #[tokio::test]
@@ -72,12 +72,7 @@ async fn graceful_shutdown_drains_every_live_stream() {
 
     let mut readers = Vec::new();
     for n in 0..STREAMS {
-        let proto = if n % 2 == 0 {
-            Proto::Http1
-        } else {
-            Proto::Http2
-        };
-        let mut client = Client::connect(addr, proto).await;
+        let mut client = Client::connect(addr, Proto::alternating(n)).await;
         let response = client.send(empty(client.get("/events"))).await;
         let mut body = response.into_body();
         let opening = body.frame().await.unwrap().unwrap().into_data().unwrap();

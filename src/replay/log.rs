@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use http::{Response, StatusCode};
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
 use crate::error::EventError;
 use crate::event::Event;
@@ -14,9 +14,9 @@ use crate::last_event_id::LastEventId;
 
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{Limits, MemoryStore};
-use super::subscription::{Start, Subscription};
-use super::waiters::Waiters;
+use super::store::{parse_seq, Limits, WireId};
+use super::subscription::Subscription;
+use super::window::{Config, Named, Resume, Window};
 
 const DEFAULT_MAX_EVENTS: usize = 1024;
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
@@ -91,6 +91,14 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// # }
 /// ```
 ///
+/// # Sources
+///
+/// Publish from anywhere that holds a handle. A source with its own numeric sequence (a
+/// database, an offset) publishes under it with
+/// [`publish_with_u64_id`](Self::publish_with_u64_id); a source that is a `Stream` (an
+/// mpsc, a broadcast receiver, a change feed) drives the log with [`feed`](Self::feed),
+/// which also turns a lagging source's losses into a gap event.
+///
 /// # Storage
 ///
 /// Events live in memory, behind one lock held only to append, evict or copy out one frame
@@ -99,51 +107,25 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// feed events carrying the store's own ids (such as Redis stream ids), in order.
 #[derive(Clone)]
 pub struct EventLog {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-/// Everything the log's handles and subscriptions share.
-#[derive(Debug)]
-pub(super) struct Shared {
-    pub(super) config: Config,
-    /// Serializes publishers and holds the next sequence number, so that the costly part of
-    /// publishing (framing) runs outside the lock subscriptions read through.
-    publisher: Mutex<u64>,
-    pub(super) state: Mutex<State>,
-    pub(super) counters: Counters,
+/// What the handles share; subscriptions hold only the window, so that a feed can tell
+/// when the last handle is gone.
+struct Inner {
+    window: Arc<Window>,
+    /// One sender per feed, dropped with the last handle: that is how a feed hears of it.
+    feeds: Mutex<Vec<oneshot::Sender<()>>>,
 }
 
-/// Where a client's `Last-Event-ID` places it in the window.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Resume {
-    /// No id (a first connection): events published from now on.
-    Live,
-    /// From sequence number `cursor` on, leaving out events whose key is at most `floor`,
-    /// which the client has seen (they may not have reached this window yet).
-    At { cursor: u64, floor: Option<u128> },
-    /// Not from where the client was: [`OnUnknownId`] decides.
-    Gap(GapReason),
-}
+/// A handle that does not keep the log alive; see [`EventLog::downgrade`].
+#[derive(Clone)]
+pub(super) struct WeakLog(Weak<Inner>);
 
-#[derive(Debug)]
-pub(super) struct State {
-    pub(super) store: MemoryStore,
-    pub(super) waiters: Waiters,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Config {
-    pub(super) limits: Limits,
-    pub(super) on_lag: OnLag,
-    pub(super) on_unknown_id: OnUnknownId,
-    /// The gap event without id and data.
-    pub(super) gap: Event,
-}
-
-/// Locks, recovering from poisoning: no critical section here leaves the state half
-/// updated when it panics, as none calls out to user code.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+impl WeakLog {
+    pub(super) fn upgrade(&self) -> Option<EventLog> {
+        self.0.upgrade().map(|inner| EventLog { inner })
+    }
 }
 
 impl EventLog {
@@ -158,12 +140,17 @@ impl EventLog {
         EventLogBuilder::default()
     }
 
+    fn window(&self) -> &Window {
+        &self.inner.window
+    }
+
     /// Appends `event` with the next sequence number as its id, replacing any id it had,
     /// and wakes waiting subscriptions. Returns the sequence number.
     ///
     /// The event is framed once here; subscriptions send that frame as is.
     pub fn publish(&self, event: Event) -> u64 {
-        self.append(event, None, true)
+        self.window()
+            .append(Named::Seq, |seq| event.id_u64(seq).encode())
     }
 
     /// Publishes `value`'s JSON as an event's data, serializing it once.
@@ -184,7 +171,10 @@ impl EventLog {
     ///
     /// Clients resume from such an id like from any other. This is how events that already
     /// carry ids from elsewhere (a database, a Redis stream) are fed in, in their order.
-    /// When an id is used twice, resuming from it resumes after the later event.
+    /// When an id is used twice, resuming from it resumes after the later event. For a
+    /// numeric id, [`publish_with_u64_id`](Self::publish_with_u64_id) saves formatting it;
+    /// an `id` in canonical decimal (such as `"42"`, not `"042"`) is the same id as that
+    /// number.
     ///
     /// # Errors
     ///
@@ -195,33 +185,56 @@ impl EventLog {
         event: Event,
     ) -> Result<u64, EventError> {
         let id = id.into();
+        if let Some(number) = parse_seq(&id) {
+            return Ok(self.publish_with_u64_id(number, event));
+        }
         let external = Arc::<str>::from(id.as_ref());
         let event = event.id(id)?;
-        Ok(self.append(event, Some(external), false))
+        Ok(self
+            .window()
+            .append(Named::Caller(WireId::Text(external)), |_| event.encode()))
     }
 
-    fn append(&self, event: Event, external: Option<Arc<str>>, numbered: bool) -> u64 {
-        let shared = &*self.shared;
-        let mut next_seq = lock(&shared.publisher);
-        let seq = *next_seq;
-        let event = if numbered { event.id_u64(seq) } else { event };
-        let frame = event.encode();
-        let at = shared.config.limits.max_age.map(|_| Instant::now());
-        let (evicted, wakers) = {
-            let mut state = lock(&shared.state);
-            state.store.append(seq, frame, external, at);
-            let evicted = state.store.evict(&shared.config.limits, at);
-            (evicted, state.waiters.take_armed())
-        };
-        *next_seq = seq + 1;
-        drop(next_seq);
+    /// Appends `event` under the source's own numeric `id` (a database sequence, an
+    /// offset), replacing any id it had. Returns the sequence number it got.
+    ///
+    /// As [`publish_with_id`](Self::publish_with_id) with `id` in decimal, but nothing is
+    /// formatted or allocated for the id, and a client's `Last-Event-ID` is looked up as a
+    /// number. It cannot fail: a number is always a valid id.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use tower_sse::{Event, EventLog, LastEventId};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let log = EventLog::new();
+    /// for (seq, text) in [(1001, "a"), (1002, "b")] {
+    ///     log.publish_with_u64_id(seq, Event::new().data(text));
+    /// }
+    /// let mut events = log.subscribe(Some(&LastEventId::new("1001")));
+    /// assert_eq!(events.next().await.unwrap().as_bytes(), "id: 1002\ndata: b\n\n");
+    /// # }
+    /// ```
+    pub fn publish_with_u64_id(&self, id: u64, event: Event) -> u64 {
+        self.window()
+            .append(Named::Caller(WireId::Number(id)), |_| {
+                event.id_u64(id).encode()
+            })
+    }
 
-        Counters::add(&shared.counters.published, 1);
-        Counters::add(&shared.counters.evicted, evicted);
-        for waker in wakers {
-            waker.wake();
-        }
-        seq
+    /// Publishes the gap event for `missed` events a source lost before they reached the
+    /// log, under the next sequence number.
+    pub(super) fn publish_source_gap(&self, missed: u64) -> u64 {
+        let window = self.window();
+        Counters::add(&window.counters().source_lost, missed);
+        tracing::warn!(
+            missed,
+            "sse event log's source lost events; subscribers get a gap event"
+        );
+        window.append(Named::Seq, |seq| {
+            Gap::source_lagged(&window.config().gap, seq, missed).frame
+        })
     }
 
     /// A stream of the events after `last_event_id`, then of new events as they come.
@@ -236,7 +249,7 @@ impl EventLog {
     /// Pass what [`SseLayer`](crate::SseLayer) put in the request's extensions:
     /// `log.subscribe(req.extensions().get::<LastEventId>())`.
     pub fn subscribe(&self, last_event_id: Option<&LastEventId>) -> Subscription {
-        self.subscribe_with(|store| match last_event_id {
+        Subscription::start(self.inner.window.clone(), |store| match last_event_id {
             None => Resume::Live,
             Some(id) => match store.resolve(id.as_str()) {
                 Some(seq) => Resume::At {
@@ -249,104 +262,47 @@ impl EventLog {
         })
     }
 
-    /// Subscribes where `resolve` places the client in the window, which it reads under the
-    /// same lock that publishing takes, so nothing is published in between.
-    pub(super) fn subscribe_with(
-        &self,
-        resolve: impl FnOnce(&MemoryStore) -> Resume,
-    ) -> Subscription {
-        let shared = &*self.shared;
-        let config = &shared.config;
-        let now = config.limits.max_age.map(|_| Instant::now());
-        let (start, gap_at) = {
-            let mut state = lock(&shared.state);
-            let evicted = state.store.evict(&config.limits, now);
-            Counters::add(&shared.counters.evicted, evicted);
-            let store = &state.store;
-            let next = store.next_seq();
-            let at = |cursor, floor| Start::At {
-                cursor,
-                replay_end: next,
-                floor,
-            };
-            match resolve(store) {
-                Resume::Live => (at(next, None), None),
-                Resume::At { cursor, floor } => (at(cursor, floor), None),
-                Resume::Gap(reason) => {
-                    let first = store.first_seq();
-                    match config.on_unknown_id {
-                        OnUnknownId::ResetFromOldest => (
-                            at(first, None),
-                            Some((store.wire_id(first - 1), reason, first)),
-                        ),
-                        OnUnknownId::ResetFromLive => (
-                            at(next, None),
-                            Some((store.wire_id(next - 1), reason, next)),
-                        ),
-                        OnUnknownId::NoContent => (Start::Rejected, None),
-                    }
-                }
-            }
-        };
-        let gap =
-            gap_at.map(|(id, reason, resume_from)| Gap::new(&config.gap, id, reason, resume_from));
-        Subscription::new(self.shared.clone(), start, gap)
-    }
-
     /// Subscribes, and wraps the subscription in a response for [`SseLayer`](crate::SseLayer):
     /// `200 OK`, or `204 No Content` when [`OnUnknownId::NoContent`] refused the id (the
     /// layer passes any status but 200 through with an empty body).
     pub fn response(&self, last_event_id: Option<&LastEventId>) -> Response<Subscription> {
-        let subscription = self.subscribe(last_event_id);
-        let rejected = subscription.is_rejected();
-        let mut response = Response::new(subscription);
-        if rejected {
-            *response.status_mut() = StatusCode::NO_CONTENT;
-        }
-        response
+        into_response(self.subscribe(last_event_id))
     }
 
     /// The log's counters so far.
     pub fn stats(&self) -> ReplayStats {
-        self.shared.counters.snapshot()
+        self.window().stats()
     }
 
-    /// Runs `change` on the window under both locks, then wakes waiting subscriptions.
-    ///
-    /// For a window fed from outside (a Redis stream) rather than by `publish`: `change`
-    /// returns how many events it appended and how many left the window.
-    #[cfg(feature = "redis")]
-    pub(super) fn feed(&self, change: impl FnOnce(&mut MemoryStore, &Limits) -> (u64, u64)) {
-        let shared = &*self.shared;
-        // Keeps `publish` (never called on such a log) in step with the window.
-        let mut next_seq = lock(&shared.publisher);
-        let (appended, evicted, wakers) = {
-            let mut state = lock(&shared.state);
-            let (appended, evicted) = change(&mut state.store, &shared.config.limits);
-            *next_seq = state.store.next_seq();
-            // Every change matters to waiting subscriptions: even one that appends and
-            // evicts nothing may have left a hole in the sequence numbers.
-            (appended, evicted, state.waiters.take_armed())
-        };
-        drop(next_seq);
-        Counters::add(&shared.counters.published, appended);
-        Counters::add(&shared.counters.evicted, evicted);
-        for waker in wakers {
-            waker.wake();
-        }
+    /// A handle for a feed, which must not keep the log alive.
+    pub(super) fn downgrade(&self) -> WeakLog {
+        WeakLog(Arc::downgrade(&self.inner))
     }
 
-    /// Reads the window under its lock.
-    #[cfg(feature = "redis")]
-    pub(super) fn read<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
-        read(&lock(&self.shared.state).store)
+    /// A receiver that completes (with an error) once the last handle is dropped.
+    pub(super) fn on_drop(&self) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        let mut feeds = self
+            .inner
+            .feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Feeds that ended dropped their receivers: their senders go here, so the list
+        // holds at most the feeds running now, plus those that ended since the last one.
+        feeds.retain(|sender| !sender.is_closed());
+        feeds.push(sender);
+        receiver
     }
+}
 
-    /// The window's configuration.
-    #[cfg(feature = "redis")]
-    pub(super) fn limits(&self) -> Limits {
-        self.shared.config.limits
+/// `200 OK` with the subscription, or `204 No Content` when it was refused.
+pub(super) fn into_response(subscription: Subscription) -> Response<Subscription> {
+    let rejected = subscription.is_rejected();
+    let mut response = Response::new(subscription);
+    if rejected {
+        *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    response
 }
 
 impl Default for EventLog {
@@ -357,17 +313,7 @@ impl Default for EventLog {
 
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (first, next, bytes) = {
-            let state = lock(&self.shared.state);
-            let store = &state.store;
-            (store.first_seq(), store.next_seq(), store.bytes())
-        };
-        f.debug_struct("EventLog")
-            .field("retained", &(first..next))
-            .field("retained_bytes", &bytes)
-            .field("config", &self.shared.config)
-            .field("stats", &self.stats())
-            .finish()
+        fmt::Debug::fmt(self.window(), f)
     }
 }
 
@@ -377,6 +323,8 @@ impl fmt::Debug for EventLog {
 /// older than `max_age`; all three are enforced on every publish, evicting the oldest first,
 /// and age also when a subscription subscribes or reads. The newest event is always kept,
 /// even when it alone is larger than `max_bytes`, so subscriptions waiting for it get it.
+/// When `max_bytes` evicts while `max_events` still had room, replay is shorter than the
+/// count suggests: the log logs that at `warn`, once (see [`max_bytes`](Self::max_bytes)).
 ///
 /// # Example
 ///
@@ -428,6 +376,12 @@ impl EventLogBuilder {
 
     /// Keeps at most `bytes` bytes of encoded frames (default 1 MiB), though always the
     /// newest event.
+    ///
+    /// Whichever limit is reached first evicts: with large events, the default 1 MiB holds
+    /// fewer than the default 1024 events (events of 4 KiB fill it at about 250), and
+    /// replay reaches back less far than `max_events` says. The first time that happens
+    /// the log says so once, at `warn`; raise `max_bytes` (or lower `max_events`) to
+    /// match the events you publish.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.config.limits.max_bytes = bytes;
         self
@@ -469,17 +423,18 @@ impl EventLogBuilder {
         self.config.limits
     }
 
+    /// The window alone, for a backend that feeds it from elsewhere.
+    #[cfg(feature = "redis")]
+    pub(super) fn into_window(self) -> Window {
+        Window::new(self.config)
+    }
+
     /// Builds the log.
     pub fn build(self) -> EventLog {
         EventLog {
-            shared: Arc::new(Shared {
-                config: self.config,
-                publisher: Mutex::new(1),
-                state: Mutex::new(State {
-                    store: MemoryStore::new(),
-                    waiters: Waiters::default(),
-                }),
-                counters: Counters::default(),
+            inner: Arc::new(Inner {
+                window: Arc::new(Window::new(self.config)),
+                feeds: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -505,122 +460,11 @@ mod tests {
                 subscription
             })
             .collect();
-        assert_eq!(lock(&log.shared.state).waiters.capacity(), (3, 0, 3));
+        assert_eq!(log.window().waiter_capacity(), (3, 0, 3));
         log.publish(Event::new());
-        assert_eq!(lock(&log.shared.state).waiters.capacity(), (3, 0, 0));
+        assert_eq!(log.window().waiter_capacity(), (3, 0, 0));
         drop(waiting);
-        assert_eq!(lock(&log.shared.state).waiters.capacity(), (3, 3, 0));
+        assert_eq!(log.window().waiter_capacity(), (3, 3, 0));
         assert_eq!(log.stats().live_subscribers, 0);
-    }
-
-    /// A window fed by keys, as the Redis reader feeds it: resuming by order.
-    #[cfg(feature = "redis")]
-    mod keyed {
-        use super::*;
-
-        fn feed(log: &EventLog, keys: &[u128]) {
-            log.feed(|store, limits| {
-                for &key in keys {
-                    let id: Arc<str> = Arc::from(key.to_string());
-                    let frame = Event::new().id(key.to_string()).unwrap().encode();
-                    store.append_keyed(key, id, frame, None);
-                }
-                (keys.len() as u64, store.evict(limits, None))
-            });
-        }
-
-        fn at(log: &EventLog, key: u128) -> Subscription {
-            log.subscribe_with(|store| match store.resolve_key(key) {
-                Some(cursor) => Resume::At {
-                    cursor,
-                    floor: Some(key),
-                },
-                None => Resume::Gap(GapReason::CursorTooOld),
-            })
-        }
-
-        fn ready_keys(subscription: &mut Subscription) -> Vec<String> {
-            let mut keys = Vec::new();
-            while let Some(frame) = subscription.next().now_or_never() {
-                let frame = frame.expect("does not end");
-                let text = std::str::from_utf8(frame.as_bytes()).unwrap().to_owned();
-                keys.push(text);
-                assert!(keys.len() < 100);
-            }
-            keys
-        }
-
-        fn ids(keys: &[u128]) -> Vec<String> {
-            keys.iter().map(|key| format!("id: {key}\n\n")).collect()
-        }
-
-        #[test]
-        fn ids_resolve_by_order() {
-            let log = EventLog::builder().max_events(3).build();
-            log.feed(|store, _| {
-                store.start_after(5, Arc::from("5"));
-                (0, 0)
-            });
-            feed(&log, &[10, 20, 30]);
-            assert_eq!(
-                ready_keys(&mut at(&log, 5)),
-                ids(&[10, 20, 30]),
-                "the boundary"
-            );
-            assert_eq!(ready_keys(&mut at(&log, 10)), ids(&[20, 30]));
-            // Between two events: the first one after it.
-            assert_eq!(ready_keys(&mut at(&log, 25)), ids(&[30]));
-            let mut old = at(&log, 4);
-            let gap = ready_keys(&mut old);
-            assert!(gap[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""));
-            assert_eq!(gap[1..], ids(&[10, 20, 30]));
-        }
-
-        #[test]
-        fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
-            let log = EventLog::new();
-            feed(&log, &[10]);
-            // The client saw 30 on another node; 20 and 30 have not reached this one.
-            let mut ahead = at(&log, 30);
-            assert!(ready_keys(&mut ahead).is_empty());
-            feed(&log, &[20]);
-            assert!(ready_keys(&mut ahead).is_empty());
-            feed(&log, &[30, 40]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
-            feed(&log, &[50]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[50]));
-        }
-
-        #[test]
-        fn events_evicted_below_the_floor_are_not_a_lag() {
-            let log = EventLog::builder().max_events(2).build();
-            let mut ahead = at(&log, 30);
-            assert!(ready_keys(&mut ahead).is_empty());
-            // 10 and 20 come and go before the subscription reads: it did not need them.
-            feed(&log, &[10, 20, 30, 40]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
-            assert_eq!(log.stats().lag_disconnects, 0);
-        }
-
-        #[test]
-        fn a_skip_puts_every_subscription_behind_the_window() {
-            let log = EventLog::new();
-            feed(&log, &[10]);
-            let mut live = log.subscribe(None);
-            assert!(ready_keys(&mut live).is_empty());
-            log.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
-            feed(&log, &[50]);
-            // Events 20 to 40 never reached the window: the default policy disconnects.
-            assert!(live.next().now_or_never().unwrap().is_none());
-            assert_eq!(log.stats().lag_disconnects, 1);
-            let mut again = at(&log, 10);
-            let frames = ready_keys(&mut again);
-            assert!(
-                frames[0].starts_with("id: 40\nevent: reset\n"),
-                "{frames:?}"
-            );
-            assert_eq!(frames[1..], ids(&[50]));
-            assert_eq!(ready_keys(&mut at(&log, 40)), ids(&[50]));
-        }
     }
 }

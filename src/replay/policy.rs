@@ -52,8 +52,10 @@ pub enum OnLag {
 /// The gap event is an event of type `reset` (see
 /// [`EventLogBuilder::gap_event`](crate::EventLogBuilder::gap_event)) whose data is JSON such
 /// as `{"reason":"cursor_too_old","resume_from":5}`. The reason is `cursor_too_old` for an
-/// id the log assigned that has been evicted, `unknown_id` for any other id, and `lagged`
-/// under [`OnLag::SkipAhead`]; `resume_from` is the sequence number of the next event sent,
+/// id the log assigned that has been evicted, `unknown_id` for any other id, `lagged`
+/// under [`OnLag::SkipAhead`], and `source_lagged` for events a fed source lost (see
+/// [`EventLog::feed`](crate::EventLog::feed); its data also says how many were `missed`);
+/// `resume_from` is the sequence number of the next event sent,
 /// which is its id for events published with [`EventLog::publish`](crate::EventLog::publish).
 /// The gap event's own id is that of the event just before, so the browser's last id moves
 /// on and a reconnect right after it loses nothing more.
@@ -109,6 +111,8 @@ pub(super) enum GapReason {
     UnknownId,
     /// The subscription fell behind the window while reading.
     Lagged,
+    /// The log's source lost events before they reached the log.
+    SourceLagged,
 }
 
 impl GapReason {
@@ -117,6 +121,7 @@ impl GapReason {
             Self::CursorTooOld => "cursor_too_old",
             Self::UnknownId => "unknown_id",
             Self::Lagged => "lagged",
+            Self::SourceLagged => "source_lagged",
         }
     }
 }
@@ -136,10 +141,10 @@ impl Gap {
     pub(super) fn new(template: &Event, id: WireId, reason: GapReason, resume_from: u64) -> Self {
         let event = template.clone();
         let event = match id {
-            WireId::Seq(seq) => event.id_u64(seq),
+            WireId::Number(number) => event.id_u64(number),
             // Checked when it was published, so this cannot fail; if it did, an event
             // without an id leaves the browser's last id as it was, which is still safe.
-            WireId::External(id) => event.clone().id(String::from(&*id)).unwrap_or(event),
+            WireId::Text(id) => event.clone().id(String::from(&*id)).unwrap_or(event),
         };
         // Written by hand so the frame is the same with or without the `json` feature.
         let data = format!(
@@ -148,6 +153,22 @@ impl Gap {
         );
         Self {
             frame: event.data(data).encode(),
+            reason,
+            resume_from,
+        }
+    }
+
+    /// Frames the gap event a log publishes as its event `seq` when its source lost
+    /// `missed` events: every subscriber reads it in order, like any other event.
+    pub(super) fn source_lagged(template: &Event, seq: u64, missed: u64) -> Self {
+        let reason = GapReason::SourceLagged;
+        let resume_from = seq + 1;
+        let data = format!(
+            "{{\"reason\":\"{}\",\"missed\":{missed},\"resume_from\":{resume_from}}}",
+            reason.as_str()
+        );
+        Self {
+            frame: template.clone().id_u64(seq).data(data).encode(),
             reason,
             resume_from,
         }
@@ -161,17 +182,12 @@ mod tests {
     #[test]
     fn frames_the_gap_with_the_previous_id() {
         let template = Event::new().event("reset").unwrap();
-        let gap = Gap::new(&template, WireId::Seq(4), GapReason::CursorTooOld, 5);
+        let gap = Gap::new(&template, WireId::Number(4), GapReason::CursorTooOld, 5);
         assert_eq!(
             gap.frame.as_bytes(),
             "id: 4\nevent: reset\ndata: {\"reason\":\"cursor_too_old\",\"resume_from\":5}\n\n"
         );
-        let gap = Gap::new(
-            &template,
-            WireId::External("17-0".into()),
-            GapReason::Lagged,
-            9,
-        );
+        let gap = Gap::new(&template, WireId::Text("17-0".into()), GapReason::Lagged, 9);
         assert_eq!(
             gap.frame.as_bytes(),
             "id: 17-0\nevent: reset\ndata: {\"reason\":\"lagged\",\"resume_from\":9}\n\n"

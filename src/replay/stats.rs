@@ -30,6 +30,10 @@ pub struct ReplayStats {
     pub rejected: u64,
     /// Subscriptions that exist and have not ended.
     pub live_subscribers: u64,
+    /// Events a fed source reported lost before they reached the log (such as a lagging
+    /// broadcast receiver; see [`EventLog::feed`](crate::EventLog::feed)). Each loss is
+    /// published as one gap event, which `published` counts like any other event.
+    pub source_lost: u64,
 }
 
 /// The shared counters behind [`ReplayStats`]; relaxed, as they order nothing.
@@ -42,6 +46,7 @@ pub(super) struct Counters {
     pub(super) lag_disconnects: AtomicU64,
     pub(super) rejected: AtomicU64,
     pub(super) live_subscribers: AtomicU64,
+    pub(super) source_lost: AtomicU64,
 }
 
 impl Counters {
@@ -61,6 +66,7 @@ impl Counters {
             lag_disconnects: read(&self.lag_disconnects),
             rejected: read(&self.rejected),
             live_subscribers: read(&self.live_subscribers),
+            source_lost: read(&self.source_lost),
         }
     }
 }

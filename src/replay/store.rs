@@ -35,14 +35,15 @@ struct Entry {
     /// Only read when the window has a `max_age`.
     at: Option<Instant>,
     /// The caller's id, for events published with one.
-    external: Option<Arc<str>>,
+    external: Option<WireId>,
 }
 
-/// The id an event went out with: its sequence number, or the id its publisher gave it.
+/// The id an event went out with: a number (its sequence number, or one its publisher
+/// gave it), or the text its publisher gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum WireId {
-    Seq(u64),
-    External(Arc<str>),
+    Number(u64),
+    Text(Arc<str>),
 }
 
 /// Retained events, numbered by consecutive sequence numbers from 1.
@@ -57,11 +58,23 @@ pub(super) struct MemoryStore {
     next_seq: u64,
     bytes: usize,
     /// The caller's id of the boundary event, if it had one.
-    boundary: Option<Arc<str>>,
+    boundary: Option<WireId>,
     /// The key of the boundary event: every event with a key up to it has left the window.
     boundary_key: u128,
-    /// Caller ids of the retained events and the boundary; the latest use of an id wins.
+    /// Caller ids of the retained events and the boundary, text and numeric apart (so a
+    /// numeric `Last-Event-ID` is looked up as a number); the latest use of an id wins.
     by_id: HashMap<Arc<str>, u64>,
+    by_number: HashMap<u64, u64>,
+    /// Whether an eviction has happened for `max_bytes` while `max_events` had room.
+    bytes_bound: BytesBound,
+}
+
+/// Whether retention has been bound by bytes before count, told once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BytesBound {
+    No,
+    Seen,
+    Told,
 }
 
 impl MemoryStore {
@@ -73,6 +86,8 @@ impl MemoryStore {
             boundary: None,
             boundary_key: 0,
             by_id: HashMap::new(),
+            by_number: HashMap::new(),
+            bytes_bound: BytesBound::No,
         }
     }
 
@@ -97,12 +112,18 @@ impl MemoryStore {
         &mut self,
         seq: u64,
         frame: EncodedEvent,
-        external: Option<Arc<str>>,
+        external: Option<WireId>,
         at: Option<Instant>,
     ) {
         debug_assert_eq!(seq, self.next_seq, "events are appended in sequence");
-        if let Some(id) = &external {
-            self.by_id.insert(id.clone(), seq);
+        match &external {
+            Some(WireId::Text(id)) => {
+                self.by_id.insert(id.clone(), seq);
+            }
+            Some(WireId::Number(id)) => {
+                self.by_number.insert(*id, seq);
+            }
+            None => {}
         }
         self.push(u128::from(seq), frame, external, at);
     }
@@ -111,7 +132,7 @@ impl MemoryStore {
         &mut self,
         key: u128,
         frame: EncodedEvent,
-        external: Option<Arc<str>>,
+        external: Option<WireId>,
         at: Option<Instant>,
     ) {
         let seq = self.next_seq;
@@ -139,7 +160,7 @@ impl MemoryStore {
         at: Option<Instant>,
     ) {
         debug_assert!(key > self.newest_key(), "keys increase along the window");
-        self.push(key, frame, Some(id), at);
+        self.push(key, frame, Some(WireId::Text(id)), at);
     }
 
     /// Makes `(key, id)` the boundary of an empty window: the newest event this window will
@@ -148,7 +169,7 @@ impl MemoryStore {
     pub(super) fn start_after(&mut self, key: u128, id: Arc<str>) {
         debug_assert!(self.entries.is_empty());
         self.boundary_key = key;
-        self.boundary = Some(id);
+        self.boundary = Some(WireId::Text(id));
     }
 
     /// Empties the window and leaves out one sequence number, so that every subscription
@@ -161,7 +182,7 @@ impl MemoryStore {
         self.bytes = 0;
         self.next_seq += 1;
         self.boundary_key = key.max(self.boundary_key);
-        self.boundary = Some(id);
+        self.boundary = Some(WireId::Text(id));
         evicted
     }
 
@@ -201,15 +222,18 @@ impl MemoryStore {
     /// The sequence number of the event a client names by `id`, if the window still knows
     /// it: a retained event, or the boundary just before them.
     ///
-    /// Caller ids are looked up first; otherwise `id` must be a sequence number the log
-    /// assigned itself, in canonical decimal, so `"7"` never names an event published
-    /// under another id, and `"07"` or `"+7"` name nothing. `"0"` names the start of a log
-    /// that has evicted nothing.
+    /// Caller ids are looked up first (a number in canonical decimal as a number, anything
+    /// else as text); otherwise `id` must be a sequence number the log assigned itself, in
+    /// canonical decimal, so `"7"` never names an event published under another id, and
+    /// `"07"` or `"+7"` name nothing. `"0"` names the start of a log that has evicted
+    /// nothing.
     pub(super) fn resolve(&self, id: &str) -> Option<u64> {
-        if let Some(&seq) = self.by_id.get(id) {
+        let Some(seq) = parse_seq(id) else {
+            return self.by_id.get(id).copied();
+        };
+        if let Some(&seq) = self.by_number.get(&seq) {
             return Some(seq);
         }
-        let seq = parse_seq(id)?;
         if seq >= self.next_seq {
             return None;
         }
@@ -236,7 +260,7 @@ impl MemoryStore {
         } else {
             self.entry(seq).and_then(|entry| entry.external.clone())
         };
-        external.map_or(WireId::Seq(seq), WireId::External)
+        external.unwrap_or(WireId::Number(seq))
     }
 
     /// Evicts from the front until every limit holds; returns how many went.
@@ -246,17 +270,30 @@ impl MemoryStore {
         let mut evicted = 0;
         while let Some(front) = self.entries.front() {
             let len = self.entries.len();
-            let over = len > limits.max_events
-                // The newest event stays even when it alone is larger than the budget.
-                || (self.bytes > limits.max_bytes && len > 1)
-                || expired(front.at, now, limits.max_age);
-            if !over {
+            let by_count = len > limits.max_events;
+            // The newest event stays even when it alone is larger than the budget.
+            let by_bytes = self.bytes > limits.max_bytes && len > 1;
+            let by_age = expired(front.at, now, limits.max_age);
+            if !(by_count || by_bytes || by_age) {
                 break;
+            }
+            if by_bytes && !by_count && !by_age && self.bytes_bound == BytesBound::No {
+                self.bytes_bound = BytesBound::Seen;
             }
             self.pop_front();
             evicted += 1;
         }
         evicted
+    }
+
+    /// True once: the first time after an eviction for `max_bytes` alone, which means
+    /// replay holds fewer events than `max_events` allows.
+    pub(super) fn take_bytes_bound(&mut self) -> bool {
+        let seen = self.bytes_bound == BytesBound::Seen;
+        if seen {
+            self.bytes_bound = BytesBound::Told;
+        }
+        seen
     }
 
     fn pop_front(&mut self) {
@@ -267,10 +304,15 @@ impl MemoryStore {
         self.boundary_key = entry.key;
         // The old boundary is now two behind the window: resuming from it would lose the
         // event just evicted, so its id no longer resolves.
-        if let Some(old) = self.boundary.take() {
-            if self.by_id.get(&old) == Some(&(entry.seq - 1)) {
+        let previous = entry.seq - 1;
+        match self.boundary.take() {
+            Some(WireId::Text(old)) if self.by_id.get(&old) == Some(&previous) => {
                 self.by_id.remove(&old);
             }
+            Some(WireId::Number(old)) if self.by_number.get(&old) == Some(&previous) => {
+                self.by_number.remove(&old);
+            }
+            _ => {}
         }
         self.boundary = entry.external;
     }
@@ -283,8 +325,8 @@ fn expired(at: Option<Instant>, now: Option<Instant>, max_age: Option<Duration>)
     }
 }
 
-/// Parses a sequence number written as the log writes them: digits, no sign, no leading 0.
-fn parse_seq(id: &str) -> Option<u64> {
+/// Parses a number written as the log writes them: digits, no sign, no leading 0.
+pub(super) fn parse_seq(id: &str) -> Option<u64> {
     let bytes = id.as_bytes();
     let canonical = match bytes {
         [] => false,
@@ -312,7 +354,11 @@ mod tests {
     fn push(store: &mut MemoryStore, external: Option<&str>) -> u64 {
         let seq = store.next_seq();
         let frame = Event::new().id_u64(seq).data("x").encode();
-        store.append(seq, frame, external.map(Arc::from), None);
+        let external = external.map(|id| match parse_seq(id) {
+            Some(number) => WireId::Number(number),
+            None => WireId::Text(Arc::from(id)),
+        });
+        store.append(seq, frame, external, None);
         seq
     }
 
@@ -358,7 +404,7 @@ mod tests {
         assert_eq!(store.resolve("2"), Some(2), "boundary");
         assert_eq!(store.resolve("5"), Some(5));
         assert_eq!(store.resolve("6"), None);
-        assert_eq!(store.wire_id(2), WireId::Seq(2));
+        assert_eq!(store.wire_id(2), WireId::Number(2));
     }
 
     #[test]
@@ -375,7 +421,7 @@ mod tests {
 
         store.evict(&limit_events(3), None);
         assert_eq!(store.resolve("a"), Some(1), "the boundary still resolves");
-        assert_eq!(store.wire_id(1), WireId::External("a".into()));
+        assert_eq!(store.wire_id(1), WireId::Text("a".into()));
         store.evict(&limit_events(2), None);
         assert_eq!(store.resolve("a"), None);
         assert_eq!(store.resolve("b"), Some(2));
@@ -383,7 +429,8 @@ mod tests {
         store.evict(&limit_events(1), None);
         assert_eq!(store.resolve("b"), None);
         assert_eq!(store.resolve("3"), Some(3));
-        assert_eq!(store.by_id.len(), 1, "only \"7\" is left");
+        assert_eq!(store.by_id.len(), 0);
+        assert_eq!(store.by_number.len(), 1, "only \"7\" is left");
     }
 
     #[test]

@@ -7,51 +7,31 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::stream::{FusedStream, Stream};
-use tokio::time::Instant;
 
 use crate::event::EncodedEvent;
 
-use super::log::{lock, Shared};
 use super::policy::{Gap, GapReason, OnLag};
 use super::stats::Counters;
-use super::store::WireId;
-
-/// Where a new subscription starts.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Start {
-    /// At this sequence number; events before `replay_end` (the next sequence number when
-    /// it subscribed) count as replayed. Events whose key is at most `floor` are left out.
-    At {
-        cursor: u64,
-        replay_end: u64,
-        floor: Option<u128>,
-    },
-    /// Refused by [`OnUnknownId::NoContent`](crate::OnUnknownId::NoContent).
-    Rejected,
-}
+use super::store::MemoryStore;
+use super::window::{Cursor, Read, Resume, Start, Window};
 
 /// A stream of one client's events from an [`EventLog`](crate::EventLog): the retained
 /// events after its `Last-Event-ID`, then new events as they are published.
 ///
 /// Made by [`EventLog::subscribe`](crate::EventLog::subscribe). Its items are
 /// [`EncodedEvent`]s framed once at publish time, so [`SseLayer`](crate::SseLayer) sends
-/// them without encoding again. It holds only a handle to the log and a cursor; the
-/// events themselves stay in the log.
+/// them without encoding again. It holds only a handle to the log's window and a cursor;
+/// the events themselves stay in the window.
 ///
 /// It ends when it falls behind the retention window under
 /// [`OnLag::Disconnect`](crate::OnLag::Disconnect), and at once when it was refused (see
-/// [`is_rejected`](Self::is_rejected)); otherwise it waits for events forever. Each poll
-/// takes the log's lock once.
+/// [`is_rejected`](Self::is_rejected)); otherwise it waits for events forever, also after
+/// every [`EventLog`](crate::EventLog) handle is gone (it keeps the window, so it still
+/// sends what is retained). Each poll takes the window's lock once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Subscription {
-    shared: Arc<Shared>,
-    /// The sequence number of the next event to send.
-    cursor: u64,
-    /// Events with a key up to this were seen by the client elsewhere: on another node
-    /// whose reader was ahead of this one's. Cleared once an event above it is retained.
-    floor: Option<u128>,
-    /// This subscription's waker slot in the log, once it has waited.
-    slot: Option<usize>,
+    window: Arc<Window>,
+    cursor: Cursor,
     /// Sent before anything else.
     gap: Option<Gap>,
     phase: Phase,
@@ -68,41 +48,30 @@ enum Phase {
     Rejected,
 }
 
-enum Step {
-    Send(EncodedEvent),
-    Wait,
-    /// Skip ahead to `first`, the oldest retained event; `id` is the one before it.
-    SkipAhead {
-        first: u64,
-        id: WireId,
-    },
-    Disconnect {
-        first: u64,
-    },
-}
-
 impl Subscription {
-    pub(super) fn new(shared: Arc<Shared>, start: Start, gap: Option<Gap>) -> Self {
-        let (phase, cursor, replay_end, floor) = match start {
-            Start::At {
-                cursor,
-                replay_end,
-                floor,
-            } => {
-                Counters::add(&shared.counters.live_subscribers, 1);
-                (Phase::Reading, cursor, replay_end, floor)
+    /// Subscribes to `window` where `resolve` places the client; see [`Window::start`].
+    pub(super) fn start(window: Arc<Window>, resolve: impl FnOnce(&MemoryStore) -> Resume) -> Self {
+        let (start, gap) = window.start(resolve);
+        let counters = window.counters();
+        let (phase, cursor, replay_end) = match start {
+            Start::At { cursor, replay_end } => {
+                Counters::add(&counters.live_subscribers, 1);
+                (Phase::Reading, cursor, replay_end)
             }
             Start::Rejected => {
-                Counters::add(&shared.counters.rejected, 1);
+                Counters::add(&counters.rejected, 1);
                 tracing::debug!("sse replay refused an unknown Last-Event-ID");
-                (Phase::Rejected, 0, 0, None)
+                let cursor = Cursor {
+                    next: 0,
+                    floor: None,
+                    slot: None,
+                };
+                (Phase::Rejected, cursor, 0)
             }
         };
         Self {
-            shared,
+            window,
             cursor,
-            floor,
-            slot: None,
             gap,
             phase,
             replay_end,
@@ -118,7 +87,7 @@ impl Subscription {
     }
 
     fn send_gap(&mut self, gap: Gap) -> EncodedEvent {
-        Counters::add(&self.shared.counters.gap_signals, 1);
+        Counters::add(&self.window.counters().gap_signals, 1);
         tracing::debug!(
             reason = gap.reason.as_str(),
             resume_from = gap.resume_from,
@@ -130,8 +99,8 @@ impl Subscription {
     fn end(&mut self) {
         if self.phase == Phase::Reading {
             self.phase = Phase::Ended;
-            self.shared
-                .counters
+            self.window
+                .counters()
                 .live_subscribers
                 .fetch_sub(1, Ordering::Relaxed);
         }
@@ -140,53 +109,9 @@ impl Subscription {
 
     fn flush_replayed(&mut self) {
         Counters::add(
-            &self.shared.counters.replayed,
+            &self.window.counters().replayed,
             std::mem::take(&mut self.replayed),
         );
-    }
-
-    fn step(&mut self, cx: &Context<'_>) -> Step {
-        let shared = &*self.shared;
-        let config = &shared.config;
-        let now = config.limits.max_age.map(|_| Instant::now());
-        let mut replaced = None;
-        let (step, evicted) = {
-            let mut state = lock(&shared.state);
-            // Only age can have changed the window since the last publish.
-            let evicted = match now {
-                Some(now) => state.store.evict(&config.limits, Some(now)),
-                None => 0,
-            };
-            if let Some(floor) = self.floor {
-                let after = state.store.seq_after(floor);
-                self.cursor = self.cursor.max(after);
-                // Every later event has a larger key: the floor has done its work.
-                if after < state.store.next_seq() {
-                    self.floor = None;
-                }
-            }
-            let first = state.store.first_seq();
-            let step = if self.cursor < first {
-                match config.on_lag {
-                    OnLag::Disconnect => Step::Disconnect { first },
-                    OnLag::SkipAhead => Step::SkipAhead {
-                        first,
-                        id: state.store.wire_id(first - 1),
-                    },
-                }
-            } else if let Some((_, frame)) = state.store.get(self.cursor) {
-                Step::Send(frame.clone())
-            } else {
-                // Registered under the same lock that saw no event at the cursor, so a
-                // publish cannot slip in between the check and the registration.
-                replaced = state.waiters.register(&mut self.slot, cx.waker());
-                Step::Wait
-            };
-            (step, evicted)
-        };
-        drop(replaced);
-        Counters::add(&shared.counters.evicted, evicted);
-        step
     }
 }
 
@@ -201,34 +126,36 @@ impl Stream for Subscription {
         if let Some(gap) = this.gap.take() {
             return Poll::Ready(Some(this.send_gap(gap)));
         }
-        match this.step(cx) {
-            Step::Send(frame) => {
-                let seq = this.cursor;
-                this.cursor += 1;
+        match this.window.read(&mut this.cursor, cx.waker()) {
+            Read::Frame(frame) => {
+                let seq = this.cursor.next;
+                this.cursor.next += 1;
                 if seq < this.replay_end {
                     this.replayed += 1;
-                    if this.cursor == this.replay_end {
+                    if this.cursor.next == this.replay_end {
                         this.flush_replayed();
                     }
                 }
                 Poll::Ready(Some(frame))
             }
-            Step::Wait => Poll::Pending,
-            Step::SkipAhead { first, id } => {
-                this.cursor = first;
-                let gap = Gap::new(&this.shared.config.gap, id, GapReason::Lagged, first);
-                Poll::Ready(Some(this.send_gap(gap)))
-            }
-            Step::Disconnect { first } => {
-                Counters::add(&this.shared.counters.lag_disconnects, 1);
-                tracing::debug!(
-                    cursor = this.cursor,
-                    oldest = first,
-                    "sse subscriber fell behind the replay window, disconnecting"
-                );
-                this.end();
-                Poll::Ready(None)
-            }
+            Read::Wait => Poll::Pending,
+            Read::Behind { first, id } => match this.window.config().on_lag {
+                OnLag::SkipAhead => {
+                    this.cursor.next = first;
+                    let gap = Gap::new(&this.window.config().gap, id, GapReason::Lagged, first);
+                    Poll::Ready(Some(this.send_gap(gap)))
+                }
+                OnLag::Disconnect => {
+                    Counters::add(&this.window.counters().lag_disconnects, 1);
+                    tracing::debug!(
+                        cursor = this.cursor.next,
+                        oldest = first,
+                        "sse subscriber fell behind the replay window, disconnecting"
+                    );
+                    this.end();
+                    Poll::Ready(None)
+                }
+            },
         }
     }
 
@@ -250,9 +177,8 @@ impl FusedStream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            let waker = lock(&self.shared.state).waiters.release(slot);
-            drop(waker);
+        if let Some(slot) = self.cursor.slot.take() {
+            self.window.release(slot);
         }
         self.end();
     }
@@ -261,9 +187,129 @@ impl Drop for Subscription {
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("cursor", &self.cursor)
+            .field("cursor", &self.cursor.next)
             .field("phase", &self.phase)
             .field("gap_pending", &self.gap.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Windows fed by keys, as the Redis reader feeds them.
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+    use futures_util::{FutureExt, StreamExt};
+
+    /// A window fed by keys, as the Redis reader feeds it: resuming by order.
+    #[cfg(feature = "redis")]
+    mod keyed {
+        use super::*;
+        use crate::event::Event;
+        use crate::replay::log::EventLog;
+
+        fn feed(log: &Window, keys: &[u128]) {
+            log.feed(|store, limits| {
+                for &key in keys {
+                    let id: Arc<str> = Arc::from(key.to_string());
+                    let frame = Event::new().id(key.to_string()).unwrap().encode();
+                    store.append_keyed(key, id, frame, None);
+                }
+                (keys.len() as u64, store.evict(limits, None))
+            });
+        }
+
+        fn at(log: &Arc<Window>, key: u128) -> Subscription {
+            Subscription::start(log.clone(), |store| match store.resolve_key(key) {
+                Some(cursor) => Resume::At {
+                    cursor,
+                    floor: Some(key),
+                },
+                None => Resume::Gap(GapReason::CursorTooOld),
+            })
+        }
+
+        fn ready_keys(subscription: &mut Subscription) -> Vec<String> {
+            let mut keys = Vec::new();
+            while let Some(frame) = subscription.next().now_or_never() {
+                let frame = frame.expect("does not end");
+                let text = std::str::from_utf8(frame.as_bytes()).unwrap().to_owned();
+                keys.push(text);
+                assert!(keys.len() < 100);
+            }
+            keys
+        }
+
+        fn ids(keys: &[u128]) -> Vec<String> {
+            keys.iter().map(|key| format!("id: {key}\n\n")).collect()
+        }
+
+        #[test]
+        fn ids_resolve_by_order() {
+            let log = Arc::new(EventLog::builder().max_events(3).into_window());
+            log.feed(|store, _| {
+                store.start_after(5, Arc::from("5"));
+                (0, 0)
+            });
+            feed(&log, &[10, 20, 30]);
+            assert_eq!(
+                ready_keys(&mut at(&log, 5)),
+                ids(&[10, 20, 30]),
+                "the boundary"
+            );
+            assert_eq!(ready_keys(&mut at(&log, 10)), ids(&[20, 30]));
+            // Between two events: the first one after it.
+            assert_eq!(ready_keys(&mut at(&log, 25)), ids(&[30]));
+            let mut old = at(&log, 4);
+            let gap = ready_keys(&mut old);
+            assert!(gap[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""));
+            assert_eq!(gap[1..], ids(&[10, 20, 30]));
+        }
+
+        #[test]
+        fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
+            let log = Arc::new(EventLog::builder().into_window());
+            feed(&log, &[10]);
+            // The client saw 30 on another node; 20 and 30 have not reached this one.
+            let mut ahead = at(&log, 30);
+            assert!(ready_keys(&mut ahead).is_empty());
+            feed(&log, &[20]);
+            assert!(ready_keys(&mut ahead).is_empty());
+            feed(&log, &[30, 40]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
+            feed(&log, &[50]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[50]));
+        }
+
+        #[test]
+        fn events_evicted_below_the_floor_are_not_a_lag() {
+            let log = Arc::new(EventLog::builder().max_events(2).into_window());
+            let mut ahead = at(&log, 30);
+            assert!(ready_keys(&mut ahead).is_empty());
+            // 10 and 20 come and go before the subscription reads: it did not need them.
+            feed(&log, &[10, 20, 30, 40]);
+            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
+            assert_eq!(log.stats().lag_disconnects, 0);
+        }
+
+        #[test]
+        fn a_skip_puts_every_subscription_behind_the_window() {
+            let log = Arc::new(EventLog::builder().into_window());
+            feed(&log, &[10]);
+            let mut live = Subscription::start(log.clone(), |_| Resume::Live);
+            assert!(ready_keys(&mut live).is_empty());
+            log.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
+            feed(&log, &[50]);
+            // Events 20 to 40 never reached the window: the default policy disconnects.
+            assert!(live.next().now_or_never().unwrap().is_none());
+            assert_eq!(log.stats().lag_disconnects, 1);
+            let mut again = at(&log, 10);
+            let frames = ready_keys(&mut again);
+            assert!(
+                frames[0].starts_with("id: 40\nevent: reset\n"),
+                "{frames:?}"
+            );
+            assert_eq!(frames[1..], ids(&[50]));
+            assert_eq!(ready_keys(&mut at(&log, 40)), ids(&[50]));
+        }
     }
 }

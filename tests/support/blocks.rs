@@ -64,18 +64,7 @@ where
     /// Asserts the body ends cleanly next: no more bytes, no trailers, no error.
     pub(crate) async fn end(&mut self) {
         assert!(self.buf.is_empty(), "bytes left: {:?}", self.buf);
-        for _ in 0..MAX_FRAMES {
-            match within("the end of the body", self.body.frame()).await {
-                None => return,
-                // An HTTP/2 peer may close the stream with an empty DATA frame.
-                Some(Ok(frame)) => {
-                    let data = frame.into_data().expect("no trailers");
-                    assert!(data.is_empty(), "more data instead of the end: {data:?}");
-                }
-                Some(Err(error)) => panic!("body ended with an error, not cleanly: {error:?}"),
-            }
-        }
-        panic!("body did not end in {MAX_FRAMES} frames");
+        expect_end(&mut self.body).await;
     }
 
     /// The next frame's result as it comes, for tests that expect an error.
@@ -83,4 +72,24 @@ where
         let frame = within("the next frame", self.body.frame()).await?;
         Some(frame.map(|frame| frame.into_data().expect("a data frame, not trailers")))
     }
+}
+
+/// Asserts `body` ends cleanly next: no more data, no trailers, no error.
+pub(crate) async fn expect_end<B>(body: &mut B)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Debug,
+{
+    for _ in 0..MAX_FRAMES {
+        match within("the end of the body", body.frame()).await {
+            None => return,
+            // An HTTP/2 peer may close the stream with an empty DATA frame.
+            Some(Ok(frame)) => {
+                let data = frame.into_data().expect("no trailers");
+                assert!(data.is_empty(), "more data instead of the end: {data:?}");
+            }
+            Some(Err(error)) => panic!("body ended with an error, not cleanly: {error:?}"),
+        }
+    }
+    panic!("body did not end in {MAX_FRAMES} frames");
 }

@@ -30,6 +30,41 @@ pub(crate) enum Proto {
     Http2,
 }
 
+/// Runs each listed `async fn(Proto)` once over HTTP/1.1 and once over HTTP/2, as the
+/// tests `NAME::http1` and `NAME::http2`; the suite must import [`Proto`].
+#[allow(unused_macros)] // Not every suite runs over both protocols.
+macro_rules! over_both_protocols {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn http1() {
+                    super::$name(super::Proto::Http1).await;
+                }
+
+                #[tokio::test]
+                async fn http2() {
+                    super::$name(super::Proto::Http2).await;
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use over_both_protocols;
+
+impl Proto {
+    /// HTTP/1.1 for even `n`, HTTP/2 for odd: for suites that open many connections.
+    #[allow(dead_code)] // Not every suite opens many.
+    pub(crate) fn alternating(n: u64) -> Self {
+        if n % 2 == 0 {
+            Self::Http1
+        } else {
+            Self::Http2
+        }
+    }
+}
+
 /// A running server; dropping it stops it too, but [`Server::shutdown`] waits until it has.
 #[derive(Debug)]
 pub(crate) struct Server {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::Response;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::task::JoinHandle;
@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 use crate::error::EventError;
 use crate::event::Event;
 use crate::last_event_id::LastEventId;
-use crate::replay::log::{EventLog, EventLogBuilder, Resume};
+use crate::replay::log::{into_response, EventLog, EventLogBuilder};
 use crate::replay::policy::{GapReason, OnLag, OnUnknownId};
 use crate::replay::stats::ReplayStats;
 use crate::replay::subscription::Subscription;
+use crate::replay::window::{Resume, Window};
 
 use super::error::{ConnectError, PublishError};
 use super::id::StreamId;
@@ -103,7 +104,7 @@ pub struct RedisLog {
 
 struct Inner {
     key: Arc<str>,
-    log: EventLog,
+    window: Arc<Window>,
     manager: ConnectionManager,
     script: Script,
     max_events: usize,
@@ -207,18 +208,18 @@ impl RedisLog {
     /// - An id older than the window: the gap event ([`OnUnknownId`] decides the rest).
     /// - Anything else: [`OnUnknownId`] decides.
     pub async fn subscribe(&self, last_event_id: Option<&LastEventId>) -> Subscription {
-        let log = &self.inner.log;
+        let window = &self.inner.window;
         let Some(text) = last_event_id.map(LastEventId::as_str) else {
-            return log.subscribe_with(|_| Resume::Live);
+            return Subscription::start(window.clone(), |_| Resume::Live);
         };
         let Some(id) = StreamId::parse(text.as_bytes()) else {
-            return log.subscribe_with(|_| Resume::Gap(GapReason::UnknownId));
+            return Subscription::start(window.clone(), |_| Resume::Gap(GapReason::UnknownId));
         };
         let key = id.key();
-        if log.read(|store| key > store.newest_key()) && !self.was_given(id).await {
-            return log.subscribe_with(|_| Resume::Gap(GapReason::UnknownId));
+        if window.inspect(|store| key > store.newest_key()) && !self.was_given(id).await {
+            return Subscription::start(window.clone(), |_| Resume::Gap(GapReason::UnknownId));
         }
-        log.subscribe_with(|store| match store.resolve_key(key) {
+        Subscription::start(window.clone(), |store| match store.resolve_key(key) {
             // The floor leaves out events up to the client's, should they arrive later.
             Some(cursor) => Resume::At {
                 cursor,
@@ -247,19 +248,13 @@ impl RedisLog {
     /// [`SseLayer`](crate::SseLayer): `200 OK`, or `204 No Content` when
     /// [`OnUnknownId::NoContent`] refused the id.
     pub async fn response(&self, last_event_id: Option<&LastEventId>) -> Response<Subscription> {
-        let subscription = self.subscribe(last_event_id).await;
-        let rejected = subscription.is_rejected();
-        let mut response = Response::new(subscription);
-        if rejected {
-            *response.status_mut() = StatusCode::NO_CONTENT;
-        }
-        response
+        into_response(self.subscribe(last_event_id).await)
     }
 
     /// This node's counters: `published` counts the events its reader delivered to the
     /// window (from any node), the others are as for [`EventLog::stats`].
     pub fn stats(&self) -> ReplayStats {
-        self.inner.log.stats()
+        self.inner.window.stats()
     }
 
     /// How many times this node's reader lost its Redis connection and made a new one.
@@ -272,7 +267,7 @@ impl fmt::Debug for RedisLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLog")
             .field("key", &self.inner.key)
-            .field("window", &self.inner.log)
+            .field("window", &self.inner.window)
             .field("reconnects", &self.reconnects())
             .field("gaps", &self.inner.progress.holes.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -378,7 +373,7 @@ impl RedisLogBuilder {
             .map_err(ConnectError::new)?;
 
         let limits = self.log.limits();
-        let log = self.log.build();
+        let window = Arc::new(self.log.into_window());
         let key: Arc<str> = Arc::from(self.key);
         let script = script::script();
         let progress = Arc::new(Progress::default());
@@ -386,7 +381,7 @@ impl RedisLogBuilder {
             client,
             key.clone(),
             script.clone(),
-            log.clone(),
+            window.clone(),
             progress.clone(),
         );
         reader
@@ -397,7 +392,7 @@ impl RedisLogBuilder {
         Ok(RedisLog {
             inner: Arc::new(Inner {
                 key,
-                log,
+                window,
                 manager,
                 script,
                 max_events: limits.max_events,

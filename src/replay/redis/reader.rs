@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::encode::{self, ID};
 use crate::event::EncodedEvent;
-use crate::replay::log::EventLog;
+use crate::replay::window::Window;
 
 use super::id::StreamId;
 use super::script::{self, Entry, Range, Snapshot};
@@ -45,7 +45,7 @@ pub(super) struct Reader {
     client: redis::Client,
     key: Arc<str>,
     script: Script,
-    log: EventLog,
+    window: Arc<Window>,
     progress: Arc<Progress>,
     /// The newest entry this node has read (delivered, or passed over as not ours), or
     /// the boundary of its window while it has read none.
@@ -64,14 +64,14 @@ impl Reader {
         client: redis::Client,
         key: Arc<str>,
         script: Script,
-        log: EventLog,
+        window: Arc<Window>,
         progress: Arc<Progress>,
     ) -> Self {
         Self {
             client,
             key,
             script,
-            log,
+            window,
             progress,
             last: StreamId::ZERO,
             read: 0,
@@ -87,7 +87,7 @@ impl Reader {
         &mut self,
         connection: &mut C,
     ) -> RedisResult<()> {
-        let limits = self.log.limits();
+        let limits = self.window.config().limits;
         // One more than the window holds: the oldest one read is the boundary.
         let count = limits.max_events.min(i64::MAX as usize - 1) + 1;
         let mut snapshot =
@@ -130,7 +130,7 @@ impl Reader {
                 prepare(entry).map(|prepared| (prepared, at))
             })
             .collect();
-        self.log.feed(|store, limits| {
+        self.window.feed(|store, limits| {
             store.start_after(boundary.key(), boundary_text);
             let appended = entries.len() as u64;
             for ((key, id, frame), at) in entries {
@@ -240,8 +240,8 @@ impl Reader {
             .newest_ms
             .fetch_max(newest.ms(), Ordering::Relaxed);
         let entries: Vec<_> = snapshot.entries.into_iter().filter_map(prepare).collect();
-        let at = self.log.limits().max_age.map(|_| Instant::now());
-        self.log.feed(|store, limits| {
+        let at = self.window.config().limits.max_age.map(|_| Instant::now());
+        self.window.feed(|store, limits| {
             let appended = entries.len() as u64;
             for (key, id, frame) in entries {
                 store.append_keyed(key, id, frame, at);
@@ -264,7 +264,7 @@ impl Reader {
         );
         self.progress.holes.fetch_add(1, Ordering::Relaxed);
         let id: Arc<str> = Arc::from(lost_up_to.to_string());
-        self.log
+        self.window
             .feed(|store, _| (0, store.skip_to(lost_up_to.key(), id)));
         self.last = self.last.max(lost_up_to);
     }

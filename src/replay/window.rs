@@ -1,0 +1,322 @@
+//! [`Window`]: the retained events behind their lock, shared by the handles that publish
+//! into it ([`EventLog`](crate::EventLog), the Redis reader) and the subscriptions that read
+//! from it. Neither side knows the other; both know only this.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use tokio::time::Instant;
+
+use crate::event::{EncodedEvent, Event};
+
+use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
+use super::stats::{Counters, ReplayStats};
+use super::store::{Limits, MemoryStore, WireId};
+use super::waiters::Waiters;
+
+/// How a window keeps events and treats clients that cannot go on from where they are.
+#[derive(Debug, Clone)]
+pub(super) struct Config {
+    pub(super) limits: Limits,
+    pub(super) on_lag: OnLag,
+    pub(super) on_unknown_id: OnUnknownId,
+    /// The gap event without id and data.
+    pub(super) gap: Event,
+}
+
+/// The window and what guards it.
+pub(super) struct Window {
+    config: Config,
+    /// Serializes publishers and holds the next sequence number, so that the costly part of
+    /// publishing (framing) runs outside the lock subscriptions read through.
+    publisher: Mutex<u64>,
+    state: Mutex<State>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct State {
+    store: MemoryStore,
+    waiters: Waiters,
+}
+
+/// Where a client's `Last-Event-ID` places it in the window.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Resume {
+    /// No id (a first connection): events published from now on.
+    Live,
+    /// From sequence number `cursor` on, leaving out events whose key is at most `floor`,
+    /// which the client has seen (they may not have reached this window yet).
+    At { cursor: u64, floor: Option<u128> },
+    /// Not from where the client was: [`OnUnknownId`] decides.
+    Gap(GapReason),
+}
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Start {
+    /// At `cursor.next`; events before `replay_end` (the next sequence number when it
+    /// subscribed) count as replayed.
+    At { cursor: Cursor, replay_end: u64 },
+    /// Refused by [`OnUnknownId::NoContent`].
+    Rejected,
+}
+
+/// A reader's place in the window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cursor {
+    /// The sequence number of the next event to read.
+    pub(super) next: u64,
+    /// Events with a key up to this were seen by the client elsewhere: on another node
+    /// whose reader was ahead of this one's. Cleared once an event above it is retained.
+    pub(super) floor: Option<u128>,
+    /// The reader's waker slot, once it has waited.
+    pub(super) slot: Option<usize>,
+}
+
+/// What a reader finds at its cursor.
+#[derive(Debug)]
+pub(super) enum Read {
+    Frame(EncodedEvent),
+    /// Nothing yet: the reader's waker is registered.
+    Wait,
+    /// The cursor is behind the window, whose oldest event is `first`; `id` is the id of
+    /// the one before it.
+    Behind {
+        first: u64,
+        id: WireId,
+    },
+}
+
+/// What a publisher hands the window besides the frame: the id a client may name it by.
+#[derive(Debug)]
+pub(super) enum Named {
+    /// Its sequence number.
+    Seq,
+    /// The caller's id (numeric or text), already in the frame.
+    Caller(WireId),
+}
+
+/// Locks, recovering from poisoning: no critical section here leaves the state half
+/// updated when it panics, as none calls out to user code.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Window {
+    pub(super) fn new(config: Config) -> Self {
+        Self {
+            config,
+            publisher: Mutex::new(1),
+            state: Mutex::new(State {
+                store: MemoryStore::new(),
+                waiters: Waiters::default(),
+            }),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(super) fn stats(&self) -> ReplayStats {
+        self.counters.snapshot()
+    }
+
+    /// Appends the frame `frame` makes for the next sequence number, and wakes waiting
+    /// readers. Returns the sequence number.
+    ///
+    /// `frame` runs under the publishers' lock only, not the one readers take.
+    pub(super) fn append(&self, named: Named, frame: impl FnOnce(u64) -> EncodedEvent) -> u64 {
+        let mut next_seq = lock(&self.publisher);
+        let seq = *next_seq;
+        let frame = frame(seq);
+        let limits = &self.config.limits;
+        let at = limits.max_age.map(|_| Instant::now());
+        let (evicted, bytes_bound, wakers) = {
+            let mut state = lock(&self.state);
+            let external = match named {
+                Named::Seq => None,
+                Named::Caller(id) => Some(id),
+            };
+            state.store.append(seq, frame, external, at);
+            let evicted = state.store.evict(limits, at);
+            let bytes_bound = state.store.take_bytes_bound();
+            (evicted, bytes_bound, state.waiters.take_armed())
+        };
+        *next_seq = seq + 1;
+        drop(next_seq);
+
+        Counters::add(&self.counters.published, 1);
+        Counters::add(&self.counters.evicted, evicted);
+        self.warn_bytes_bound(bytes_bound);
+        for waker in wakers {
+            waker.wake();
+        }
+        seq
+    }
+
+    /// Runs `change` on the store under both locks, then wakes waiting readers.
+    ///
+    /// For a window fed from outside (a Redis stream) rather than by `append`: `change`
+    /// returns how many events it appended and how many left the window.
+    #[cfg(feature = "redis")]
+    pub(super) fn feed(&self, change: impl FnOnce(&mut MemoryStore, &Limits) -> (u64, u64)) {
+        // Keeps `append` (never called on such a window) in step with the store.
+        let mut next_seq = lock(&self.publisher);
+        let (appended, evicted, bytes_bound, wakers) = {
+            let mut state = lock(&self.state);
+            let (appended, evicted) = change(&mut state.store, &self.config.limits);
+            *next_seq = state.store.next_seq();
+            let bytes_bound = state.store.take_bytes_bound();
+            // Every change matters to waiting readers: even one that appends and evicts
+            // nothing may have left a hole in the sequence numbers.
+            (appended, evicted, bytes_bound, state.waiters.take_armed())
+        };
+        drop(next_seq);
+        Counters::add(&self.counters.published, appended);
+        Counters::add(&self.counters.evicted, evicted);
+        self.warn_bytes_bound(bytes_bound);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Reads the store under its lock.
+    #[cfg(feature = "redis")]
+    pub(super) fn inspect<T>(&self, read: impl FnOnce(&MemoryStore) -> T) -> T {
+        read(&lock(&self.state).store)
+    }
+
+    /// Once per window: the first time events left for `max_bytes` while `max_events`
+    /// had room for them, replay became shorter than the count limit says.
+    fn warn_bytes_bound(&self, bytes_bound: bool) {
+        if bytes_bound {
+            let limits = &self.config.limits;
+            tracing::warn!(
+                max_bytes = limits.max_bytes,
+                max_events = limits.max_events,
+                "sse replay log evicts by max_bytes before max_events: replay keeps fewer \
+                 events than max_events (raise max_bytes to keep more)"
+            );
+        }
+    }
+
+    /// Where a new reader starts, and the gap event it sends first, if any: `resolve` reads
+    /// the store under the same lock that publishing takes, so nothing is published in
+    /// between.
+    pub(super) fn start(
+        &self,
+        resolve: impl FnOnce(&MemoryStore) -> Resume,
+    ) -> (Start, Option<Gap>) {
+        let config = &self.config;
+        let now = config.limits.max_age.map(|_| Instant::now());
+        let (start, gap_at) = {
+            let mut state = lock(&self.state);
+            let evicted = state.store.evict(&config.limits, now);
+            Counters::add(&self.counters.evicted, evicted);
+            let store = &state.store;
+            let replay_end = store.next_seq();
+            let at = |next, floor| Start::At {
+                cursor: Cursor {
+                    next,
+                    floor,
+                    slot: None,
+                },
+                replay_end,
+            };
+            match resolve(store) {
+                Resume::Live => (at(replay_end, None), None),
+                Resume::At { cursor, floor } => (at(cursor, floor), None),
+                Resume::Gap(reason) => {
+                    let from = match config.on_unknown_id {
+                        OnUnknownId::ResetFromOldest => store.first_seq(),
+                        OnUnknownId::ResetFromLive => replay_end,
+                        OnUnknownId::NoContent => return (Start::Rejected, None),
+                    };
+                    (
+                        at(from, None),
+                        Some((store.wire_id(from - 1), reason, from)),
+                    )
+                }
+            }
+        };
+        let gap = gap_at.map(|(id, reason, from)| Gap::new(&config.gap, id, reason, from));
+        (start, gap)
+    }
+
+    /// What is at `cursor`, moving it past a floor; registers `waker` when nothing is.
+    pub(super) fn read(&self, cursor: &mut Cursor, waker: &Waker) -> Read {
+        let limits = &self.config.limits;
+        let now = limits.max_age.map(|_| Instant::now());
+        let mut replaced = None;
+        let (read, evicted) = {
+            let mut state = lock(&self.state);
+            // Only age can have changed the window since the last publish.
+            let evicted = match now {
+                Some(now) => state.store.evict(limits, Some(now)),
+                None => 0,
+            };
+            if let Some(floor) = cursor.floor {
+                let after = state.store.seq_after(floor);
+                cursor.next = cursor.next.max(after);
+                // Every later event has a larger key: the floor has done its work.
+                if after < state.store.next_seq() {
+                    cursor.floor = None;
+                }
+            }
+            let first = state.store.first_seq();
+            let read = if cursor.next < first {
+                Read::Behind {
+                    first,
+                    id: state.store.wire_id(first - 1),
+                }
+            } else if let Some((_, frame)) = state.store.get(cursor.next) {
+                Read::Frame(frame.clone())
+            } else {
+                // Registered under the same lock that saw no event at the cursor, so a
+                // publish cannot slip in between the check and the registration.
+                replaced = state.waiters.register(&mut cursor.slot, waker);
+                Read::Wait
+            };
+            (read, evicted)
+        };
+        drop(replaced);
+        Counters::add(&self.counters.evicted, evicted);
+        read
+    }
+
+    /// Frees a reader's waker slot.
+    pub(super) fn release(&self, slot: usize) {
+        let waker = lock(&self.state).waiters.release(slot);
+        drop(waker);
+    }
+
+    /// Slots, free slots, armed slots.
+    #[cfg(test)]
+    pub(super) fn waiter_capacity(&self) -> (usize, usize, usize) {
+        lock(&self.state).waiters.capacity()
+    }
+}
+
+impl fmt::Debug for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (first, next, bytes) = {
+            let state = lock(&self.state);
+            let store = &state.store;
+            (store.first_seq(), store.next_seq(), store.bytes())
+        };
+        f.debug_struct("EventLog")
+            .field("retained", &(first..next))
+            .field("retained_bytes", &bytes)
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
