@@ -78,6 +78,7 @@
 //! | `axum` | no | `Option<LastEventId>` as an axum extractor, `axum::SseResponse` for handlers (axum-core) |
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
+//! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds an [`EventLog`] through [`EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "axum")]
