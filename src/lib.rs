@@ -64,6 +64,7 @@
 //! | `axum` | no | `Option<LastEventId>` as an axum extractor, `axum::SseResponse` for handlers (axum-core) |
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
+//! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "axum")]
@@ -71,6 +72,8 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+#[cfg(feature = "decode")]
+pub mod decode;
 mod encode;
 mod error;
 mod event;
