@@ -25,8 +25,8 @@ pub const DEFAULT_MAX_LINE_LEN: usize = 1 << 20;
 /// The default [`Decoder::max_event_len`]: 4 MiB.
 pub const DEFAULT_MAX_EVENT_LEN: usize = 4 << 20;
 
-/// Past this size a finished event's buffer is not kept for the next event.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// The largest buffer allocated up front for an event's data, from the previous event's.
+const MAX_DATA_HINT: usize = 64 * 1024;
 
 /// A `text/event-stream` parser without I/O: [`push`](Self::push) the bytes as they
 /// arrive, in chunks cut anywhere, then call [`next_item`](Self::next_item) until it
@@ -112,6 +112,8 @@ struct State {
     /// The last event ID string (set from the buffer at each blank line).
     last_event_id: Arc<str>,
     retry: Option<Duration>,
+    /// The capacity to allocate for the next event's data.
+    data_hint: usize,
     /// Bytes of the lines read since the last blank line, line breaks included.
     block_len: usize,
     failed: bool,
@@ -136,6 +138,7 @@ impl Decoder {
                 id_in_block: false,
                 last_event_id: empty,
                 retry: None,
+                data_hint: 0,
                 block_len: 0,
                 failed: false,
             },
@@ -375,6 +378,13 @@ impl State {
                         limit: config.max_event_len,
                     });
                 }
+                if self.data.capacity() == 0 {
+                    // One allocation per event: the size of the previous event's data, or
+                    // of this line if larger (so a one-line event is one exact allocation).
+                    self.data.reserve((value.len() + 1).max(self.data_hint));
+                } else {
+                    self.data.reserve(value.len() + 1);
+                }
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
             }
@@ -414,10 +424,10 @@ impl State {
         }
         // Every data line pushed an LF; the standard drops the last one.
         self.data.pop();
-        // The next event is likely about as large: size its buffer now rather than grow it
+        // The next event is likely about as large: size its buffer so, rather than grow it
         // line by line.
-        let next = Vec::with_capacity((self.data.len() + 1).min(KEEP_CAPACITY));
-        let data = into_string(std::mem::replace(&mut self.data, next));
+        self.data_hint = (self.data.len() + 1).min(MAX_DATA_HINT);
+        let data = into_string(std::mem::take(&mut self.data));
         let event_type = if self.event_type.is_empty() {
             String::new()
         } else {
