@@ -138,6 +138,7 @@ impl Upstream {
     }
 
     /// The `Last-Event-ID` each request carried so far, in order.
+    #[allow(dead_code)] // Read by tests/relay.rs.
     pub(crate) fn resumes(&self) -> Vec<Option<String>> {
         self.resumes.lock().unwrap().clone()
     }
