@@ -74,8 +74,9 @@ impl<S> DecodeStream<S> {
         &self.decoder
     }
 
-    /// The source and the decoder. Once the stream has ended, the decoder has been
-    /// [`finish`](Decoder::finish)ed, ready for the next connection.
+    /// The source and the decoder. Once the stream has ended (or failed), the decoder has
+    /// been [`finish`](Decoder::finish)ed, ready for the next connection; before that, call
+    /// `finish` before reading another stream with it.
     pub fn into_parts(self) -> (S, Decoder) {
         (self.inner, self.decoder)
     }
@@ -181,8 +182,9 @@ impl<B> DecodeBody<B> {
         &self.decoder
     }
 
-    /// The body and the decoder. Once the stream has ended, the decoder has been
-    /// [`finish`](Decoder::finish)ed, ready for the next connection.
+    /// The body and the decoder. Once the stream has ended (or failed), the decoder has
+    /// been [`finish`](Decoder::finish)ed, ready for the next connection; before that, call
+    /// `finish` before reading another stream with it.
     pub fn into_parts(self) -> (B, Decoder) {
         (self.body, self.decoder)
     }
