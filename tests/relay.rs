@@ -13,7 +13,7 @@ mod server;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tower_sse::decode::{self, Collected};
+use tower_sse::decode::{Collected, Collector};
 
 use server::{empty, Client, Proto};
 
@@ -44,7 +44,10 @@ async fn relay_answer(
     let response = client.send(empty(request)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let collected = tokio::time::timeout(TEST_TIMEOUT, decode::collect(response.into_body()))
+    // A relay that repeats tokens would never reach `done`: stop it one event past the
+    // most a correct one sends (every token, then `done`).
+    let collector = Collector::new().max_events(relay::ANSWER.len() + 2);
+    let collected = tokio::time::timeout(TEST_TIMEOUT, collector.collect(response.into_body()))
         .await
         .expect("the relayed stream ends");
 
@@ -55,7 +58,12 @@ async fn relay_answer(
 
 /// Checks the relayed stream holds exactly the tokens after `first`, then `done`.
 fn assert_tokens_from(collected: &Collected, first: usize) {
-    assert!(collected.ended.is_clean(), "{:?}", collected.ended);
+    assert!(
+        collected.ended.is_clean(),
+        "{:?} after ids {:?}",
+        collected.ended,
+        collected.ids()
+    );
     let (done, tokens) = collected.events.split_last().expect("events");
     assert_eq!(done.event_type(), "done");
     let expected_ids: Vec<String> = (first..relay::ANSWER.len())
