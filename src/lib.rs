@@ -79,6 +79,7 @@
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds an [`EventLog`] through [`EventLog::feed`], its lag becoming a gap event (tokio-stream) |
+//! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 #[cfg(feature = "axum")]
@@ -87,6 +88,8 @@ mod body;
 #[cfg(feature = "util")]
 mod builder;
 mod config;
+#[cfg(feature = "decode")]
+pub mod decode;
 mod encode;
 mod error;
 mod event;

@@ -1,0 +1,91 @@
+//! What the decoder yields: [`MessageEvent`]s, and the [`Item`]s around them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One dispatched event, as the browser's `EventSource` hands it to a `MessageEvent`
+/// listener: its type, its data and the last event id.
+///
+/// Line breaks inside the data are LF, whatever the stream used; text that was not valid
+/// UTF-8 holds U+FFFD REPLACEMENT CHARACTER in its place, as in the browser.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageEvent {
+    /// Empty when the block had no `event` field, or an empty one: reads as `message`.
+    pub(crate) event_type: String,
+    pub(crate) data: String,
+    /// Shared with the decoder and every event until the next `id`, so that carrying the
+    /// id over costs no allocation.
+    pub(crate) last_event_id: Arc<str>,
+    pub(crate) has_id: bool,
+}
+
+impl MessageEvent {
+    /// The event type: the block's `event` field, or `message` when it had none (or an
+    /// empty one). It selects the `addEventListener` handler in a browser.
+    pub fn event_type(&self) -> &str {
+        if self.event_type.is_empty() {
+            "message"
+        } else {
+            &self.event_type
+        }
+    }
+
+    /// The data: the block's `data` fields joined with LF.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// Takes the data without copying it.
+    pub fn into_data(self) -> String {
+        self.data
+    }
+
+    /// `MessageEvent.lastEventId`: the value of the last `id` field seen, in this block or
+    /// an earlier one (the empty string when there was none, or after an empty `id`).
+    pub fn last_event_id(&self) -> &str {
+        &self.last_event_id
+    }
+
+    /// The value of this block's own `id` field, if it had one that took effect (an `id`
+    /// holding NUL is ignored). Use [`last_event_id`](Self::last_event_id) to resume.
+    pub fn id(&self) -> Option<&str> {
+        self.has_id.then(|| &*self.last_event_id)
+    }
+}
+
+impl fmt::Debug for MessageEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageEvent")
+            .field("event_type", &self.event_type())
+            .field("data", &self.data)
+            .field("last_event_id", &self.last_event_id())
+            .field("has_id", &self.has_id)
+            .finish()
+    }
+}
+
+/// One thing the decoder read from the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Item {
+    /// A blank line dispatched an event.
+    Event(MessageEvent),
+    /// A valid `retry` field set the reconnection time, in whole milliseconds. It applies
+    /// at once, as in the browser, whether or not its block dispatches an event; the last
+    /// value is also kept by [`Decoder::retry`](super::Decoder::retry).
+    Retry(Duration),
+    /// A comment line (starting with `:`), without the colon and one space after it.
+    /// Only yielded when [`Decoder::comments`](super::Decoder::comments) is on.
+    Comment(String),
+}
+
+impl Item {
+    /// The event, if this item is one.
+    pub fn into_event(self) -> Option<MessageEvent> {
+        match self {
+            Self::Event(event) => Some(event),
+            _ => None,
+        }
+    }
+}
