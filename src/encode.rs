@@ -1,8 +1,11 @@
-//! Pure framing of SSE fields into a reused [`BytesMut`]: no I/O, no timers.
+//! Pure framing of SSE fields into a reused buffer: no I/O, no timers.
 //!
 //! The browser's parser (WHATWG HTML, "Parsing an event stream") ends a line at CRLF, at LF
 //! and at a lone CR, and strips exactly one space after the colon. So every value is written
 //! as `name: value`, and a multi-line value becomes one field line per line of the value.
+//!
+//! The writers take any [`Sink`]: the body's `BytesMut`, or the `Vec<u8>` an
+//! [`Event`](crate::Event) keeps its fields in.
 
 use bytes::{BufMut, BytesMut};
 
@@ -13,8 +16,46 @@ pub(crate) const EVENT: &[u8] = b"event: ";
 pub(crate) const ID: &[u8] = b"id: ";
 pub(crate) const RETRY: &[u8] = b"retry: ";
 
+/// A growable byte buffer the writers append to.
+pub(crate) trait Sink: BufMut {
+    fn len(&self) -> usize;
+    fn reserve(&mut self, additional: usize);
+    fn truncate(&mut self, len: usize);
+    fn as_slice(&self) -> &[u8];
+}
+
+impl Sink for BytesMut {
+    fn len(&self) -> usize {
+        BytesMut::len(self)
+    }
+    fn reserve(&mut self, additional: usize) {
+        BytesMut::reserve(self, additional);
+    }
+    fn truncate(&mut self, len: usize) {
+        BytesMut::truncate(self, len);
+    }
+    fn as_slice(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
+    fn as_slice(&self) -> &[u8] {
+        self
+    }
+}
+
 /// Writes `prefix value\n` for a value already known to hold no line break.
-pub(crate) fn put_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
+pub(crate) fn put_field<B: Sink>(buf: &mut B, prefix: &[u8], value: &[u8]) {
     buf.reserve(prefix.len() + value.len() + 1);
     buf.put_slice(prefix);
     buf.put_slice(value);
@@ -22,7 +63,7 @@ pub(crate) fn put_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
 }
 
 /// Writes `prefix n\n` in decimal, without going through `fmt`.
-pub(crate) fn put_u64_field(buf: &mut BytesMut, prefix: &[u8], n: u64) {
+pub(crate) fn put_u64_field<B: Sink>(buf: &mut B, prefix: &[u8], n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n;
@@ -41,7 +82,7 @@ pub(crate) fn put_u64_field(buf: &mut BytesMut, prefix: &[u8], n: u64) {
 ///
 /// An empty `text` is one empty line, and a trailing line break yields a trailing empty
 /// line, so the parser rebuilds the value exactly (with every break normalized to LF).
-pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &'static [u8], text: &[u8]) {
+pub(crate) fn put_lines<B: Sink>(buf: &mut B, prefix: &'static [u8], text: &[u8]) {
     let mut lines = LineWriter::new(buf, prefix);
     lines.write(text);
     lines.finish();
@@ -51,14 +92,14 @@ pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &'static [u8], text: &[u8]) 
 ///
 /// A CR at the end of one chunk followed by an LF at the start of the next is one line
 /// break, not two: that is why this keeps state between chunks.
-pub(crate) struct LineWriter<'a> {
-    buf: &'a mut BytesMut,
+pub(crate) struct LineWriter<'a, B> {
+    buf: &'a mut B,
     prefix: &'static [u8],
     after_cr: bool,
 }
 
-impl<'a> LineWriter<'a> {
-    pub(crate) fn new(buf: &'a mut BytesMut, prefix: &'static [u8]) -> Self {
+impl<'a, B: Sink> LineWriter<'a, B> {
+    pub(crate) fn new(buf: &'a mut B, prefix: &'static [u8]) -> Self {
         // A value always has at least one line, possibly empty.
         buf.reserve(prefix.len() + 1);
         buf.put_slice(prefix);
@@ -76,6 +117,8 @@ impl<'a> LineWriter<'a> {
         if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
             chunk = &chunk[1..];
         }
+        // One reservation for the common single-line value.
+        self.buf.reserve(chunk.len() + 1);
         while let Some(at) = memchr::memchr2(b'\n', b'\r', chunk) {
             self.buf.reserve(at + 1 + self.prefix.len());
             self.buf.put_slice(&chunk[..at]);
@@ -106,19 +149,20 @@ impl<'a> LineWriter<'a> {
 /// takes the slow path and is split like any text. On error the buffer is left as it was,
 /// so no partial frame ever reaches the wire.
 #[cfg(feature = "json")]
-pub(crate) fn put_json_data<T>(buf: &mut BytesMut, value: &T) -> Result<(), serde_json::Error>
+pub(crate) fn put_json_data<B, T>(buf: &mut B, value: &T) -> Result<(), serde_json::Error>
 where
+    B: Sink,
     T: serde::Serialize + ?Sized,
 {
     let start = buf.len();
-    buf.extend_from_slice(DATA);
+    buf.put_slice(DATA);
     let json_start = buf.len();
     if let Err(err) = serde_json::to_writer((&mut *buf).writer(), value) {
         buf.truncate(start);
         return Err(err);
     }
-    if memchr::memchr2(b'\n', b'\r', &buf[json_start..]).is_some() {
-        let json = buf[json_start..].to_vec();
+    if memchr::memchr2(b'\n', b'\r', &buf.as_slice()[json_start..]).is_some() {
+        let json = buf.as_slice()[json_start..].to_vec();
         buf.truncate(start);
         put_lines(buf, DATA, &json);
     } else {
@@ -128,7 +172,7 @@ where
 }
 
 /// Ends an event: the blank line that makes the parser dispatch it.
-pub(crate) fn end_event(buf: &mut BytesMut) {
+pub(crate) fn end_event<B: Sink>(buf: &mut B) {
     buf.put_u8(b'\n');
 }
 
