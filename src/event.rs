@@ -48,7 +48,7 @@ use crate::error::EventError;
 pub struct Event {
     /// The frame's field lines in wire order (comment, id, event, retry, data), without
     /// the blank line that ends the event.
-    buf: Vec<u8>,
+    buf: BytesMut,
     /// How many bytes of `buf` each field takes, in that order; 0 when it is unset (a set
     /// field always writes at least its name and a line end).
     lens: [usize; FIELDS],
@@ -159,7 +159,7 @@ impl Event {
     pub(crate) fn without_id(mut self) -> Self {
         let start = self.start_of(ID_FIELD);
         let len = std::mem::take(&mut self.lens[ID_FIELD]);
-        self.buf.drain(start..start + len);
+        cut(&mut self.buf, start, len);
         self
     }
 
@@ -185,7 +185,7 @@ impl Event {
     }
 
     /// Replaces `field` with what `write` appends to the buffer.
-    fn replace(&mut self, field: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    fn replace(&mut self, field: usize, write: impl FnOnce(&mut BytesMut)) {
         let result = self.set(field, |buf| {
             write(buf);
             Ok::<_, std::convert::Infallible>(())
@@ -201,7 +201,7 @@ impl Event {
     fn set<E>(
         &mut self,
         field: usize,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
     ) -> Result<(), E> {
         if self.buf.capacity() == 0 {
             self.buf = pool::take();
@@ -215,20 +215,28 @@ impl Event {
         let start = self.start_of(field);
         let old = std::mem::replace(&mut self.lens[field], new);
         // Fields are usually set in wire order, once each: then the new lines already sit
-        // where they belong. Otherwise cut the old lines out and rotate the new ones in.
+        // where they belong. Otherwise cut the old lines out and rotate the new ones in
+        // front of the fields that follow.
+        if old != 0 {
+            cut(&mut self.buf, start, old);
+        }
         if start + old != end {
-            self.buf.drain(start..start + old);
             self.buf[start..].rotate_right(new);
-        } else if old != 0 {
-            self.buf.drain(start..end);
         }
         Ok(())
     }
 }
 
+/// Removes `len` bytes at `start`.
+fn cut(buf: &mut BytesMut, start: usize, len: usize) {
+    let total = buf.len();
+    buf.copy_within(start + len..total, start);
+    buf.truncate(total - len);
+}
+
 impl Clone for Event {
     fn clone(&self) -> Self {
-        let mut buf = Vec::new();
+        let mut buf = BytesMut::new();
         if !self.buf.is_empty() {
             buf = pool::take();
             buf.extend_from_slice(&self.buf);
@@ -263,6 +271,8 @@ impl fmt::Debug for Event {
 mod pool {
     use std::cell::RefCell;
 
+    use bytes::BytesMut;
+
     /// Buffers kept per thread: a stream that builds each event just before the body
     /// frames it needs one; the rest cover events built ahead of the body.
     const KEPT: usize = 16;
@@ -273,17 +283,19 @@ mod pool {
     const INITIAL_CAPACITY: usize = 256;
 
     thread_local! {
-        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+        static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     }
 
-    pub(super) fn take() -> Vec<u8> {
+    #[inline]
+    pub(super) fn take() -> BytesMut {
         POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
             .ok()
             .flatten()
-            .unwrap_or_else(|| Vec::with_capacity(INITIAL_CAPACITY))
+            .unwrap_or_else(|| BytesMut::with_capacity(INITIAL_CAPACITY))
     }
 
-    pub(super) fn give(mut buf: Vec<u8>) {
+    #[inline]
+    pub(super) fn give(mut buf: BytesMut) {
         if buf.capacity() == 0 || buf.capacity() > MAX_CAPACITY {
             return;
         }
