@@ -1,10 +1,10 @@
-//! Pure framing of SSE fields into a reused buffer: no I/O, no timers.
+//! Pure framing of SSE fields into a reused [`BytesMut`]: no I/O, no timers.
 //!
 //! The browser's parser (WHATWG HTML, "Parsing an event stream") ends a line at CRLF, at LF
 //! and at a lone CR, and strips exactly one space after the colon. So every value is written
 //! as `name: value`, and a multi-line value becomes one field line per line of the value.
 //!
-//! The writers take any [`Sink`]: the body's `BytesMut`, or the `Vec<u8>` an
+//! The writers append to the body's frame buffer, or to the buffer an
 //! [`Event`](crate::Event) keeps its fields in.
 
 use bytes::{BufMut, BytesMut};
@@ -16,39 +16,8 @@ pub(crate) const EVENT: &[u8] = b"event: ";
 pub(crate) const ID: &[u8] = b"id: ";
 pub(crate) const RETRY: &[u8] = b"retry: ";
 
-/// A growable byte buffer the writers append to.
-pub(crate) trait Sink: BufMut {
-    fn len(&self) -> usize;
-    fn reserve(&mut self, additional: usize);
-    fn truncate(&mut self, len: usize);
-}
-
-impl Sink for BytesMut {
-    fn len(&self) -> usize {
-        BytesMut::len(self)
-    }
-    fn reserve(&mut self, additional: usize) {
-        BytesMut::reserve(self, additional);
-    }
-    fn truncate(&mut self, len: usize) {
-        BytesMut::truncate(self, len);
-    }
-}
-
-impl Sink for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn reserve(&mut self, additional: usize) {
-        Vec::reserve(self, additional);
-    }
-    fn truncate(&mut self, len: usize) {
-        Vec::truncate(self, len);
-    }
-}
-
 /// Writes `prefix value\n` for a value already known to hold no line break.
-pub(crate) fn put_field<B: Sink>(buf: &mut B, prefix: &[u8], value: &[u8]) {
+pub(crate) fn put_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     buf.reserve(prefix.len() + value.len() + 1);
     buf.put_slice(prefix);
     buf.put_slice(value);
@@ -56,7 +25,7 @@ pub(crate) fn put_field<B: Sink>(buf: &mut B, prefix: &[u8], value: &[u8]) {
 }
 
 /// Writes `prefix n\n` in decimal, without going through `fmt`.
-pub(crate) fn put_u64_field<B: Sink>(buf: &mut B, prefix: &[u8], n: u64) {
+pub(crate) fn put_u64_field(buf: &mut BytesMut, prefix: &[u8], n: u64) {
     put_field(buf, prefix, itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -64,7 +33,7 @@ pub(crate) fn put_u64_field<B: Sink>(buf: &mut B, prefix: &[u8], n: u64) {
 ///
 /// An empty `text` is one empty line, and a trailing line break yields a trailing empty
 /// line, so the parser rebuilds the value exactly (with every break normalized to LF).
-pub(crate) fn put_lines<B: Sink>(buf: &mut B, prefix: &'static [u8], text: &[u8]) {
+pub(crate) fn put_lines(buf: &mut BytesMut, prefix: &'static [u8], text: &[u8]) {
     let mut lines = LineWriter::new(buf, prefix);
     lines.write(text);
     lines.finish();
@@ -74,14 +43,14 @@ pub(crate) fn put_lines<B: Sink>(buf: &mut B, prefix: &'static [u8], text: &[u8]
 ///
 /// A CR at the end of one chunk followed by an LF at the start of the next is one line
 /// break, not two: that is why this keeps state between chunks.
-pub(crate) struct LineWriter<'a, B> {
-    buf: &'a mut B,
+pub(crate) struct LineWriter<'a> {
+    buf: &'a mut BytesMut,
     prefix: &'static [u8],
     after_cr: bool,
 }
 
-impl<'a, B: Sink> LineWriter<'a, B> {
-    pub(crate) fn new(buf: &'a mut B, prefix: &'static [u8]) -> Self {
+impl<'a> LineWriter<'a> {
+    pub(crate) fn new(buf: &'a mut BytesMut, prefix: &'static [u8]) -> Self {
         // A value always has at least one line, possibly empty.
         buf.reserve(prefix.len() + 1);
         buf.put_slice(prefix);
@@ -131,9 +100,8 @@ impl<'a, B: Sink> LineWriter<'a, B> {
 /// and [`DataLines`] splits those as they are written. On error the buffer is left as it
 /// was, so no partial frame ever reaches the wire.
 #[cfg(feature = "json")]
-pub(crate) fn put_json_data<B, T>(buf: &mut B, value: &T) -> Result<(), serde_json::Error>
+pub(crate) fn put_json_data<T>(buf: &mut BytesMut, value: &T) -> Result<(), serde_json::Error>
 where
-    B: Sink,
     T: serde::Serialize + ?Sized,
 {
     let start = buf.len();
@@ -150,21 +118,21 @@ where
     Ok(())
 }
 
-/// An `io::Write` that appends to a [`Sink`] and never fails.
+/// An `io::Write` that appends to a `BytesMut` and never fails.
 #[cfg(feature = "json")]
-struct JsonWriter<'a, B>(&'a mut B);
+struct JsonWriter<'a>(&'a mut BytesMut);
 
 #[cfg(feature = "json")]
-impl<B: Sink> std::io::Write for JsonWriter<'_, B> {
+impl std::io::Write for JsonWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.put_slice(bytes);
+        self.0.extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
     #[inline]
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.put_slice(bytes);
+        self.0.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -204,7 +172,7 @@ impl serde_json::ser::Formatter for DataLines {
 }
 
 /// Ends an event: the blank line that makes the parser dispatch it.
-pub(crate) fn end_event<B: Sink>(buf: &mut B) {
+pub(crate) fn end_event(buf: &mut BytesMut) {
     buf.put_u8(b'\n');
 }
 
