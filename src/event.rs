@@ -176,15 +176,18 @@ impl Event {
         encode::end_event(buf);
     }
 
+    #[inline]
     fn put_field(&mut self, field: usize, prefix: &[u8], value: &[u8]) {
         self.replace(field, |buf| encode::put_field(buf, prefix, value));
     }
 
+    #[inline]
     fn start_of(&self, field: usize) -> usize {
         self.lens[..field].iter().sum()
     }
 
     /// Replaces `field` with what `write` appends to the buffer.
+    #[inline]
     fn replace(&mut self, field: usize, write: impl FnOnce(&mut BytesMut)) {
         let result = self.set(field, |buf| {
             write(buf);
@@ -198,6 +201,7 @@ impl Event {
 
     /// Replaces `field` with what `write` appends to the buffer; on error, leaves the
     /// event as it was.
+    #[inline]
     fn set<E>(
         &mut self,
         field: usize,
