@@ -43,9 +43,18 @@ use crate::error::EventError;
 /// builds its events on the thread that sends them allocates nothing per event.
 ///
 /// Two events are equal when they frame to the same bytes.
-#[derive(Default, PartialEq, Eq)]
+#[derive(Default)]
 #[must_use]
 pub struct Event {
+    /// Boxed so that the builder's by-value moves copy one pointer, not a buffer header
+    /// that was just written (which stalls on store forwarding); `None` until a field is
+    /// set.
+    fields: Option<Box<Fields>>,
+}
+
+/// What an [`Event`] keeps, recycled through the per-thread [`pool`].
+#[derive(Default)]
+struct Fields {
     /// The frame's field lines in wire order (comment, id, event, retry, data), without
     /// the blank line that ends the event.
     buf: BytesMut,
@@ -157,33 +166,36 @@ impl Event {
     /// Drops the id, for stores that assign it after framing (a Redis stream's entry id).
     #[cfg(feature = "redis")]
     pub(crate) fn without_id(mut self) -> Self {
-        let start = self.start_of(ID_FIELD);
-        let len = std::mem::take(&mut self.lens[ID_FIELD]);
-        cut(&mut self.buf, start, len);
+        if let Some(fields) = self.fields.as_deref_mut() {
+            let start = fields.start_of(ID_FIELD);
+            let len = std::mem::take(&mut fields.lens[ID_FIELD]);
+            cut(&mut fields.buf, start, len);
+        }
         self
     }
 
     /// Frames this event once, for sending the same bytes to many clients.
     pub fn encode(&self) -> EncodedEvent {
-        let mut buf = BytesMut::with_capacity(self.buf.len() + 1);
+        let mut buf = BytesMut::with_capacity(self.lines().len() + 1);
         self.encode_into(&mut buf);
         EncodedEvent(buf.freeze())
     }
 
     pub(crate) fn encode_into(&self, buf: &mut BytesMut) {
-        buf.reserve(self.buf.len() + 1);
-        buf.extend_from_slice(&self.buf);
+        let lines = self.lines();
+        buf.reserve(lines.len() + 1);
+        buf.extend_from_slice(lines);
         encode::end_event(buf);
+    }
+
+    /// The field lines, without the blank line that ends the event.
+    fn lines(&self) -> &[u8] {
+        self.fields.as_deref().map_or(&[], |fields| &fields.buf[..])
     }
 
     #[inline]
     fn put_field(&mut self, field: usize, prefix: &[u8], value: &[u8]) {
         self.replace(field, |buf| encode::put_field(buf, prefix, value));
-    }
-
-    #[inline]
-    fn start_of(&self, field: usize) -> usize {
-        self.lens[..field].iter().sum()
     }
 
     /// Replaces `field` with what `write` appends to the buffer.
@@ -207,9 +219,22 @@ impl Event {
         field: usize,
         write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.buf.capacity() == 0 {
-            self.buf = pool::take();
-        }
+        self.fields.get_or_insert_with(pool::take).set(field, write)
+    }
+}
+
+impl Fields {
+    #[inline]
+    fn start_of(&self, field: usize) -> usize {
+        self.lens[..field].iter().sum()
+    }
+
+    #[inline]
+    fn set<E>(
+        &mut self,
+        field: usize,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
         let end = self.buf.len();
         if let Err(err) = write(&mut self.buf) {
             self.buf.truncate(end);
@@ -240,21 +265,31 @@ fn cut(buf: &mut BytesMut, start: usize, len: usize) {
 
 impl Clone for Event {
     fn clone(&self) -> Self {
-        let mut buf = BytesMut::new();
-        if !self.buf.is_empty() {
-            buf = pool::take();
-            buf.extend_from_slice(&self.buf);
-        }
-        Self {
-            buf,
-            lens: self.lens,
-        }
+        let fields = self.fields.as_deref().map(|fields| {
+            let mut copy = pool::take();
+            copy.buf.extend_from_slice(&fields.buf);
+            copy.lens = fields.lens;
+            copy
+        });
+        Self { fields }
     }
 }
 
+// The field layout is canonical (wire order, each field once), so equal lines mean equal
+// fields.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.lines() == other.lines()
+    }
+}
+
+impl Eq for Event {}
+
 impl Drop for Event {
     fn drop(&mut self) {
-        pool::give(std::mem::take(&mut self.buf));
+        if let Some(fields) = self.fields.take() {
+            pool::give(fields);
+        }
     }
 }
 
@@ -265,7 +300,7 @@ impl fmt::Debug for Event {
     }
 }
 
-/// The per-thread pool of event buffers.
+/// The per-thread pool of event buffers (a [`Fields`] each).
 ///
 /// Bounded in count and in the size of each buffer kept, so it holds at most
 /// `KEPT * MAX_CAPACITY` bytes per thread, and usually `KEPT` small buffers. An event
@@ -277,6 +312,8 @@ mod pool {
 
     use bytes::BytesMut;
 
+    use super::Fields;
+
     /// Buffers kept per thread: a stream that builds each event just before the body
     /// frames it needs one; the rest cover events built ahead of the body.
     const KEPT: usize = 16;
@@ -287,28 +324,34 @@ mod pool {
     const INITIAL_CAPACITY: usize = 256;
 
     thread_local! {
-        static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+        static POOL: RefCell<Vec<Box<Fields>>> = const { RefCell::new(Vec::new()) };
     }
 
     #[inline]
-    pub(super) fn take() -> BytesMut {
+    pub(super) fn take() -> Box<Fields> {
         POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
             .ok()
             .flatten()
-            .unwrap_or_else(|| BytesMut::with_capacity(INITIAL_CAPACITY))
+            .unwrap_or_else(|| {
+                Box::new(Fields {
+                    buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+                    lens: Default::default(),
+                })
+            })
     }
 
     #[inline]
-    pub(super) fn give(mut buf: BytesMut) {
-        if buf.capacity() == 0 || buf.capacity() > MAX_CAPACITY {
+    pub(super) fn give(mut fields: Box<Fields>) {
+        if fields.buf.capacity() == 0 || fields.buf.capacity() > MAX_CAPACITY {
             return;
         }
-        buf.clear();
+        fields.buf.clear();
+        fields.lens = Default::default();
         // Fails only while the thread is exiting: the buffer is then simply freed.
         let _ = POOL.try_with(|pool| {
             if let Ok(mut pool) = pool.try_borrow_mut() {
                 if pool.len() < KEPT {
-                    pool.push(buf);
+                    pool.push(fields);
                 }
             }
         });
