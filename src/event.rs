@@ -316,7 +316,7 @@ mod pool {
 
     /// Buffers kept per thread: a stream that builds each event just before the body
     /// frames it needs one; the rest cover events built ahead of the body.
-    const KEPT: usize = 16;
+    pub(super) const KEPT: usize = 16;
     /// Largest buffer kept: a huge event's buffer goes back to the allocator rather than
     /// staying pinned in a pool.
     const MAX_CAPACITY: usize = 16 * 1024;
@@ -616,6 +616,24 @@ mod tests {
         let before = pool::len();
         drop(huge);
         assert_eq!(pool::len(), before);
+    }
+
+    #[test]
+    fn events_dropped_on_another_thread_stay_within_the_bound() {
+        let events: Vec<Event> = (0..100).map(|n| Event::new().id_u64(n).data("x")).collect();
+        let (kept, frame) = std::thread::spawn(move || {
+            let frame = frame(&events[99]);
+            drop(events);
+            (pool::len(), frame)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(frame, "id: 99\ndata: x\n\n");
+        assert_eq!(
+            kept,
+            pool::KEPT,
+            "the dropping thread keeps at most its bound"
+        );
     }
 
     #[cfg(feature = "json")]
