@@ -1,12 +1,15 @@
-//! Encoding throughput of tower-sse's body against axum's `Sse`, in the same run.
+//! Encoding throughput of tower-sse's body against axum's `Sse` and actix-web-lab's `sse`,
+//! in the same run.
 //!
 //! ```sh
 //! cargo bench --bench encode                        # 1,000,000 events per sample, 5 samples
 //! SSE_BENCH_EVENTS=10000 cargo bench --bench encode # quick look
 //! ```
 //!
-//! Every case drains a whole body with `http_body::Body::poll_frame` on a current-thread
-//! runtime, one sample per body, and reports the median. Per sample, divan shows the time,
+//! Every case drains a whole body on a current-thread runtime (`http_body::Body::poll_frame`
+//! for tower-sse and axum, actix-web's `MessageBody::poll_next` for actix-web-lab), one
+//! sample per body, and reports the median. divan runs the cases of a group one after the
+//! other in the same process, so a group's rows share the machine's load. Per sample, divan shows the time,
 //! events/s (`item/s`), bytes/s and, from its counting global allocator, the allocations;
 //! divide `alloc` by the event count for allocations per event.
 //!
@@ -125,6 +128,23 @@ where
     drain(axum::response::Sse::new(items).into_response().into_body()).await
 }
 
+/// actix-web-lab's `Sse` built from a stream, drained as actix-web drains a response body.
+///
+/// `Sse` is itself the `MessageBody`; its `Responder` only boxes it, so draining it directly
+/// is its cheapest correct use, as `into_response` is axum's.
+async fn actix<St>(items: St) -> u64
+where
+    St: Stream<Item = actix_web_lab::sse::Event> + 'static,
+{
+    use actix_web::body::MessageBody;
+    let mut body = pin!(actix_web_lab::sse::Sse::from_infallible_stream(items));
+    let mut bytes = 0;
+    while let Some(chunk) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+        bytes += chunk.unwrap().len() as u64;
+    }
+    bytes
+}
+
 /// Runs one case: the sample drains a fresh body made by `body` over `events()` events.
 fn run<F, Fut>(bencher: Bencher<'_, '_>, body: F)
 where
@@ -166,6 +186,19 @@ mod json_with_id {
             })))
         });
     }
+
+    /// actix-web-lab takes ids as text too (a `ByteString`, copied from `itoa`'s buffer).
+    #[divan::bench]
+    fn actix_event(bencher: Bencher<'_, '_>) {
+        run(bencher, |n| {
+            actix(stream::iter((0..n).map(|seq| {
+                actix_web_lab::sse::Data::new_json(payload(seq))
+                    .unwrap()
+                    .id(itoa::Buffer::new().format(seq))
+                    .into()
+            })))
+        });
+    }
 }
 
 /// Plain JSON data, no id.
@@ -196,6 +229,17 @@ mod json_plain {
             })))
         });
     }
+
+    #[divan::bench]
+    fn actix_event(bencher: Bencher<'_, '_>) {
+        run(bencher, |n| {
+            actix(stream::iter((0..n).map(|seq| {
+                actix_web_lab::sse::Data::new_json(payload(seq))
+                    .unwrap()
+                    .into()
+            })))
+        });
+    }
 }
 
 /// `Event` items with text data, an id and an event type.
@@ -222,6 +266,20 @@ mod event_text {
                         .event("tick")
                         .data(TEXT),
                 )
+            })))
+        });
+    }
+
+    /// Static text goes in as `ByteString::from_static`, which copies nothing.
+    #[divan::bench]
+    fn actix_event(bencher: Bencher<'_, '_>) {
+        use bytestring::ByteString;
+        run(bencher, |n| {
+            actix(stream::iter((0..n).map(|seq| {
+                actix_web_lab::sse::Data::new(ByteString::from_static(TEXT))
+                    .id(itoa::Buffer::new().format(seq))
+                    .event(ByteString::from_static("tick"))
+                    .into()
             })))
         });
     }

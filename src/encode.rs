@@ -3,6 +3,9 @@
 //! The browser's parser (WHATWG HTML, "Parsing an event stream") ends a line at CRLF, at LF
 //! and at a lone CR, and strips exactly one space after the colon. So every value is written
 //! as `name: value`, and a multi-line value becomes one field line per line of the value.
+//!
+//! The writers append to the body's frame buffer, or to the buffer an
+//! [`Event`](crate::Event) keeps its fields in.
 
 use bytes::{BufMut, BytesMut};
 
@@ -23,18 +26,7 @@ pub(crate) fn put_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {
 
 /// Writes `prefix n\n` in decimal, without going through `fmt`.
 pub(crate) fn put_u64_field(buf: &mut BytesMut, prefix: &[u8], n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    put_field(buf, prefix, &digits[at..]);
+    put_field(buf, prefix, itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Writes `text` as one `prefix line\n` per line, splitting on CRLF, LF and lone CR.
@@ -76,6 +68,8 @@ impl<'a> LineWriter<'a> {
         if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
             chunk = &chunk[1..];
         }
+        // One reservation for the common single-line value.
+        self.buf.reserve(chunk.len() + 1);
         while let Some(at) = memchr::memchr2(b'\n', b'\r', chunk) {
             self.buf.reserve(at + 1 + self.prefix.len());
             self.buf.put_slice(&chunk[..at]);
@@ -102,29 +96,79 @@ impl<'a> LineWriter<'a> {
 /// Serializes `value` as JSON into one or more `data:` lines.
 ///
 /// serde_json's compact output escapes every control character, so the JSON is written
-/// straight into the buffer and scanned once; only a `RawValue` carrying raw line breaks
-/// takes the slow path and is split like any text. On error the buffer is left as it was,
-/// so no partial frame ever reaches the wire.
+/// straight into the buffer without a scan: only a `RawValue` can carry raw line breaks,
+/// and [`DataLines`] splits those as they are written. On error the buffer is left as it
+/// was, so no partial frame ever reaches the wire.
 #[cfg(feature = "json")]
 pub(crate) fn put_json_data<T>(buf: &mut BytesMut, value: &T) -> Result<(), serde_json::Error>
 where
     T: serde::Serialize + ?Sized,
 {
     let start = buf.len();
-    buf.extend_from_slice(DATA);
-    let json_start = buf.len();
-    if let Err(err) = serde_json::to_writer((&mut *buf).writer(), value) {
+    buf.put_slice(DATA);
+    let result = value.serialize(&mut serde_json::Serializer::with_formatter(
+        JsonWriter(&mut *buf),
+        DataLines,
+    ));
+    if let Err(err) = result {
         buf.truncate(start);
         return Err(err);
     }
-    if memchr::memchr2(b'\n', b'\r', &buf[json_start..]).is_some() {
-        let json = buf[json_start..].to_vec();
-        buf.truncate(start);
-        put_lines(buf, DATA, &json);
-    } else {
-        buf.put_u8(b'\n');
-    }
+    buf.put_u8(b'\n');
     Ok(())
+}
+
+/// An `io::Write` that appends to a `BytesMut` and never fails.
+#[cfg(feature = "json")]
+struct JsonWriter<'a>(&'a mut BytesMut);
+
+#[cfg(feature = "json")]
+impl std::io::Write for JsonWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// serde_json's compact format, except that a raw fragment's line breaks (CRLF, LF or a
+/// lone CR) start a new `data:` line. The rest of the output never holds one: strings
+/// escape every control character.
+///
+/// A fragment is always followed by punctuation or the end, never by another fragment's
+/// LF, so a CR that ends a fragment is a line break of its own, as in [`put_lines`].
+#[cfg(feature = "json")]
+struct DataLines;
+
+#[cfg(feature = "json")]
+impl serde_json::ser::Formatter for DataLines {
+    fn write_raw_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> std::io::Result<()>
+    where
+        W: ?Sized + std::io::Write,
+    {
+        const NEXT_LINE: &[u8] = b"\ndata: ";
+        let mut rest = fragment.as_bytes();
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', rest) {
+            writer.write_all(&rest[..at])?;
+            writer.write_all(NEXT_LINE)?;
+            let mut next = at + 1;
+            if rest[at] == b'\r' && rest.get(next) == Some(&b'\n') {
+                next += 1;
+            }
+            rest = &rest[next..];
+        }
+        writer.write_all(rest)
+    }
 }
 
 /// Ends an event: the blank line that makes the parser dispatch it.
@@ -205,5 +249,17 @@ mod tests {
         let mut buf = BytesMut::new();
         put_json_data(&mut buf, &raw).unwrap();
         assert_eq!(buf, &b"data: {\ndata: \"a\": 1\ndata: }\n"[..]);
+
+        // Several fragments, a CRLF, a lone CR: split as `put_lines` splits the text.
+        let parts = [
+            serde_json::value::RawValue::from_string("[1\r\n]".into()).unwrap(),
+            serde_json::value::RawValue::from_string("[2\r,3]".into()).unwrap(),
+        ];
+        let mut buf = BytesMut::new();
+        put_json_data(&mut buf, &parts).unwrap();
+        let mut text = BytesMut::new();
+        put_lines(&mut text, DATA, b"[[1\r\n],[2\r,3]]");
+        assert_eq!(buf, text);
+        assert_eq!(buf, &b"data: [[1\ndata: ],[2\ndata: ,3]]\n"[..]);
     }
 }

@@ -36,30 +36,39 @@ use crate::error::EventError;
 /// );
 /// # Ok::<(), tower_sse::EventError>(())
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Text arguments are borrowed and copied (`&str`, `&String`, `String`, `Cow<str>`, ...):
+/// each field is framed into the event's own buffer as it is set. That buffer comes from a
+/// small per-thread pool and goes back to it when the event is dropped, so a stream that
+/// builds its events on the thread that sends them allocates nothing per event.
+///
+/// Two events are equal when they frame to the same bytes.
+#[derive(Default)]
 #[must_use]
 pub struct Event {
-    comment: Option<Cow<'static, str>>,
-    id: Option<Id>,
-    event: Option<Cow<'static, str>>,
-    retry: Option<Duration>,
-    data: Option<Data>,
+    /// Boxed so that the builder's by-value moves copy one pointer, not a buffer header
+    /// that was just written (which stalls on store forwarding); `None` until a field is
+    /// set.
+    fields: Option<Box<Fields>>,
 }
 
-#[derive(Clone, PartialEq, Eq)]
-enum Id {
-    Text(Cow<'static, str>),
-    Number(u64),
+/// What an [`Event`] keeps, recycled through the per-thread [`pool`].
+#[derive(Default)]
+struct Fields {
+    /// The frame's field lines in wire order (comment, id, event, retry, data), without
+    /// the blank line that ends the event.
+    buf: BytesMut,
+    /// How many bytes of `buf` each field takes, in that order; 0 when it is unset (a set
+    /// field always writes at least its name and a line end).
+    lens: [usize; FIELDS],
 }
 
-#[derive(Clone, PartialEq, Eq)]
-enum Data {
-    Text(Cow<'static, str>),
-    /// Kept as the `Vec` serde_json wrote: turning it into `Bytes` would cost a second
-    /// allocation per event, for a value that is only ever copied into a frame.
-    #[cfg(feature = "json")]
-    Json(Vec<u8>),
-}
+const FIELDS: usize = 5;
+const COMMENT_FIELD: usize = 0;
+const ID_FIELD: usize = 1;
+const EVENT_FIELD: usize = 2;
+const RETRY_FIELD: usize = 3;
+const DATA_FIELD: usize = 4;
 
 impl Event {
     /// An empty event; add fields with the builder methods.
@@ -68,12 +77,25 @@ impl Event {
     }
 
     /// Sets the data to `text`, sent as is, one `data:` line per line.
-    pub fn data(mut self, text: impl Into<Cow<'static, str>>) -> Self {
-        self.data = Some(Data::Text(text.into()));
+    ///
+    /// `text` may be borrowed (`&str`, `&String`) or owned; it is copied into the frame.
+    ///
+    /// ```
+    /// use tower_sse::Event;
+    ///
+    /// let entry = String::from("a\nb");
+    /// let event = Event::new().data(&entry);
+    /// assert_eq!(event.encode().as_bytes(), &b"data: a\ndata: b\n\n"[..]);
+    /// ```
+    pub fn data<'a>(mut self, text: impl Into<Cow<'a, str>>) -> Self {
+        self.replace(DATA_FIELD, |buf| {
+            encode::put_lines(buf, DATA, text.into().as_bytes())
+        });
         self
     }
 
-    /// Sets the data to the JSON serialization of `value`.
+    /// Sets the data to the JSON serialization of `value`, written straight into the
+    /// event's buffer.
     ///
     /// # Errors
     ///
@@ -83,8 +105,8 @@ impl Event {
     where
         T: serde::Serialize + ?Sized,
     {
-        let json = serde_json::to_vec(value).map_err(EventError::json)?;
-        self.data = Some(Data::Json(json));
+        self.set(DATA_FIELD, |buf| encode::put_json_data(buf, value))
+            .map_err(EventError::json)?;
         Ok(self)
     }
 
@@ -93,12 +115,12 @@ impl Event {
     /// # Errors
     ///
     /// When `event` holds a CR or LF, which would end the field early.
-    pub fn event(mut self, event: impl Into<Cow<'static, str>>) -> Result<Self, EventError> {
+    pub fn event<'a>(mut self, event: impl Into<Cow<'a, str>>) -> Result<Self, EventError> {
         let event = event.into();
         if has_line_break(&event) {
             return Err(EventError::event_line_break());
         }
-        self.event = Some(event);
+        self.put_field(EVENT_FIELD, EVENT, event.as_bytes());
         Ok(self)
     }
 
@@ -108,7 +130,7 @@ impl Event {
     ///
     /// When `id` holds a CR or LF (the field would end early) or NUL (the browser ignores
     /// such an id).
-    pub fn id(mut self, id: impl Into<Cow<'static, str>>) -> Result<Self, EventError> {
+    pub fn id<'a>(mut self, id: impl Into<Cow<'a, str>>) -> Result<Self, EventError> {
         let id = id.into();
         if has_line_break(&id) {
             return Err(EventError::id_line_break());
@@ -116,64 +138,158 @@ impl Event {
         if id.as_bytes().contains(&0) {
             return Err(EventError::id_nul());
         }
-        self.id = Some(Id::Text(id));
+        self.put_field(ID_FIELD, ID, id.as_bytes());
         Ok(self)
     }
 
-    /// Sets a numeric event id; always valid, and written without allocating.
+    /// Sets a numeric event id; always valid, and written without formatting machinery.
     pub fn id_u64(mut self, id: u64) -> Self {
-        self.id = Some(Id::Number(id));
+        self.replace(ID_FIELD, |buf| encode::put_u64_field(buf, ID, id));
         self
     }
 
     /// Sets the reconnection delay hint (`retry:`), written in whole milliseconds.
     pub fn retry(mut self, delay: Duration) -> Self {
-        self.retry = Some(delay);
+        let millis = duration_millis(delay);
+        self.replace(RETRY_FIELD, |buf| encode::put_u64_field(buf, RETRY, millis));
         self
     }
 
     /// Sets a comment, which the browser ignores; line breaks make several comment lines.
-    pub fn comment(mut self, text: impl Into<Cow<'static, str>>) -> Self {
-        self.comment = Some(text.into());
+    pub fn comment<'a>(mut self, text: impl Into<Cow<'a, str>>) -> Self {
+        self.replace(COMMENT_FIELD, |buf| {
+            encode::put_lines(buf, COMMENT, text.into().as_bytes())
+        });
         self
     }
 
     /// Drops the id, for stores that assign it after framing (a Redis stream's entry id).
     #[cfg(feature = "redis")]
     pub(crate) fn without_id(mut self) -> Self {
-        self.id = None;
+        if let Some(fields) = self.fields.as_deref_mut() {
+            let start = fields.start_of(ID_FIELD);
+            let len = std::mem::take(&mut fields.lens[ID_FIELD]);
+            cut(&mut fields.buf, start, len);
+        }
         self
     }
 
     /// Frames this event once, for sending the same bytes to many clients.
     pub fn encode(&self) -> EncodedEvent {
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(self.lines().len() + 1);
         self.encode_into(&mut buf);
         EncodedEvent(buf.freeze())
     }
 
     pub(crate) fn encode_into(&self, buf: &mut BytesMut) {
-        if let Some(comment) = &self.comment {
-            encode::put_lines(buf, COMMENT, comment.as_bytes());
-        }
-        match &self.id {
-            Some(Id::Text(id)) => encode::put_field(buf, ID, id.as_bytes()),
-            Some(Id::Number(id)) => encode::put_u64_field(buf, ID, *id),
-            None => {}
-        }
-        if let Some(event) = &self.event {
-            encode::put_field(buf, EVENT, event.as_bytes());
-        }
-        if let Some(retry) = self.retry {
-            encode::put_u64_field(buf, RETRY, duration_millis(retry));
-        }
-        match &self.data {
-            Some(Data::Text(text)) => encode::put_lines(buf, DATA, text.as_bytes()),
-            #[cfg(feature = "json")]
-            Some(Data::Json(json)) => encode::put_lines(buf, DATA, json),
-            None => {}
-        }
+        let lines = self.lines();
+        buf.reserve(lines.len() + 1);
+        buf.extend_from_slice(lines);
         encode::end_event(buf);
+    }
+
+    /// The field lines, without the blank line that ends the event.
+    fn lines(&self) -> &[u8] {
+        self.fields.as_deref().map_or(&[], |fields| &fields.buf[..])
+    }
+
+    #[inline]
+    fn put_field(&mut self, field: usize, prefix: &[u8], value: &[u8]) {
+        self.replace(field, |buf| encode::put_field(buf, prefix, value));
+    }
+
+    /// Replaces `field` with what `write` appends to the buffer.
+    #[inline]
+    fn replace(&mut self, field: usize, write: impl FnOnce(&mut BytesMut)) {
+        let result = self.set(field, |buf| {
+            write(buf);
+            Ok::<_, std::convert::Infallible>(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// Replaces `field` with what `write` appends to the buffer; on error, leaves the
+    /// event as it was.
+    #[inline]
+    fn set<E>(
+        &mut self,
+        field: usize,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.fields.get_or_insert_with(pool::take).set(field, write)
+    }
+}
+
+impl Fields {
+    #[inline]
+    fn start_of(&self, field: usize) -> usize {
+        self.lens[..field].iter().sum()
+    }
+
+    #[inline]
+    fn set<E>(
+        &mut self,
+        field: usize,
+        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let end = self.buf.len();
+        if let Err(err) = write(&mut self.buf) {
+            self.buf.truncate(end);
+            return Err(err);
+        }
+        let new = self.buf.len() - end;
+        let start = self.start_of(field);
+        let old = std::mem::replace(&mut self.lens[field], new);
+        // Fields are usually set in wire order, once each: then the new lines already sit
+        // where they belong. Otherwise cut the old lines out and rotate the new ones in
+        // front of the fields that follow.
+        if old != 0 {
+            cut(&mut self.buf, start, old);
+        }
+        if start + old != end {
+            self.buf[start..].rotate_right(new);
+        }
+        Ok(())
+    }
+}
+
+/// Removes `len` bytes at `start`.
+fn cut(buf: &mut BytesMut, start: usize, len: usize) {
+    let total = buf.len();
+    buf.copy_within(start + len..total, start);
+    buf.truncate(total - len);
+}
+
+impl Clone for Event {
+    fn clone(&self) -> Self {
+        let fields = self.fields.as_deref().map(|fields| {
+            let mut copy = pool::take();
+            copy.buf.extend_from_slice(&fields.buf);
+            copy.lens = fields.lens;
+            copy
+        });
+        Self { fields }
+    }
+}
+
+// The field layout is canonical (wire order, each field once), so equal lines mean equal
+// fields.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.lines() == other.lines()
+    }
+}
+
+impl Eq for Event {}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        if let Some(fields) = self.fields.take() {
+            pool::give(fields);
+        }
     }
 }
 
@@ -181,6 +297,72 @@ impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Shown as the frame it encodes to: that is what a reader of a log wants to see.
         f.debug_tuple("Event").field(&self.encode()).finish()
+    }
+}
+
+/// The per-thread pool of event buffers (a [`Fields`] each).
+///
+/// Bounded in count and in the size of each buffer kept, so it holds at most
+/// `KEPT * MAX_CAPACITY` bytes per thread, and usually `KEPT` small buffers. An event
+/// dropped on another thread than the one that built it feeds that thread's pool; a
+/// producer thread that only builds events then allocates one buffer per event, as a
+/// `String` per event would.
+mod pool {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    use super::Fields;
+
+    /// Buffers kept per thread: a stream that builds each event just before the body
+    /// frames it needs one; the rest cover events built ahead of the body.
+    pub(super) const KEPT: usize = 16;
+    /// Largest buffer kept: a huge event's buffer goes back to the allocator rather than
+    /// staying pinned in a pool.
+    const MAX_CAPACITY: usize = 16 * 1024;
+    /// A fresh buffer's capacity: a typical event fits without growing.
+    const INITIAL_CAPACITY: usize = 256;
+
+    thread_local! {
+        // Boxed on purpose: events hold a `Box<Fields>`, so taking and giving one back
+        // moves a pointer and keeps the box's allocation.
+        #[allow(clippy::vec_box)]
+        static POOL: RefCell<Vec<Box<Fields>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[inline]
+    pub(super) fn take() -> Box<Fields> {
+        POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                Box::new(Fields {
+                    buf: BytesMut::with_capacity(INITIAL_CAPACITY),
+                    lens: Default::default(),
+                })
+            })
+    }
+
+    #[inline]
+    pub(super) fn give(mut fields: Box<Fields>) {
+        if fields.buf.capacity() == 0 || fields.buf.capacity() > MAX_CAPACITY {
+            return;
+        }
+        fields.buf.clear();
+        fields.lens = Default::default();
+        // Fails only while the thread is exiting: the buffer is then simply freed.
+        let _ = POOL.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                if pool.len() < KEPT {
+                    pool.push(fields);
+                }
+            }
+        });
+    }
+
+    #[cfg(test)]
+    pub(super) fn len() -> usize {
+        POOL.with(|pool| pool.borrow().len())
     }
 }
 
@@ -313,6 +495,145 @@ mod tests {
     fn huge_retry_saturates() {
         let event = Event::new().retry(Duration::MAX);
         assert_eq!(frame(&event), format!("retry: {}\n\n", u64::MAX));
+    }
+
+    #[test]
+    fn takes_text_borrowed_from_a_local() {
+        fn relay(entry: &String, kind: &str) -> Event {
+            let id = format!("{}-{}", kind, entry.len());
+            Event::new()
+                .comment(kind)
+                .id(&id)
+                .unwrap()
+                .event(kind)
+                .unwrap()
+                .data(entry)
+        }
+        let entry = String::from("x\ny");
+        assert_eq!(
+            frame(&relay(&entry, "note")),
+            ": note\nid: note-3\nevent: note\ndata: x\ndata: y\n\n"
+        );
+        // What compiled before still does: `&'static str`, `String`, `Cow<'static, str>`.
+        let cow: Cow<'static, str> = "c".into();
+        let event = Event::new()
+            .data(String::from("s"))
+            .comment(cow)
+            .event(String::from("e"))
+            .unwrap();
+        assert_eq!(frame(&event), ": c\nevent: e\ndata: s\n\n");
+    }
+
+    /// Every sequence of up to four setter calls frames as the last value of each field,
+    /// in wire order, whatever order they came in.
+    #[test]
+    fn any_setter_order_frames_like_the_last_values() {
+        // (field, setter, lines it frames to)
+        type Set = fn(Event) -> Event;
+        let setters: [(usize, Set, &str); 8] = [
+            (COMMENT_FIELD, |e| e.comment("c\nd"), ": c\n: d\n"),
+            (COMMENT_FIELD, |e| e.comment(""), ": \n"),
+            (ID_FIELD, |e| e.id_u64(12), "id: 12\n"),
+            (ID_FIELD, |e| e.id("abc").unwrap(), "id: abc\n"),
+            (EVENT_FIELD, |e| e.event("tick").unwrap(), "event: tick\n"),
+            (
+                RETRY_FIELD,
+                |e| e.retry(Duration::from_millis(5)),
+                "retry: 5\n",
+            ),
+            (DATA_FIELD, |e| e.data("x\r\ny"), "data: x\ndata: y\n"),
+            (
+                DATA_FIELD,
+                |e| e.data("long data line"),
+                "data: long data line\n",
+            ),
+        ];
+        let mut cases = 0;
+        let mut sequence = Vec::new();
+        for len in 0..=4u32 {
+            for mut code in 0..setters.len().pow(len) {
+                sequence.clear();
+                for _ in 0..len {
+                    sequence.push(code % setters.len());
+                    code /= setters.len();
+                }
+                let mut event = Event::new();
+                let mut last: [Option<&str>; FIELDS] = [None; FIELDS];
+                for &i in &sequence {
+                    let (field, set, lines) = setters[i];
+                    event = set(event);
+                    last[field] = Some(lines);
+                }
+                let expected: String = last.iter().flatten().copied().collect();
+                assert_eq!(frame(&event), expected + "\n", "{sequence:?}");
+                assert_eq!(event, event.clone());
+                cases += 1;
+            }
+        }
+        assert_eq!(cases, 1 + 8 + 64 + 512 + 4096);
+    }
+
+    #[test]
+    fn equal_when_framed_alike() {
+        let a = Event::new().id_u64(1).data("x");
+        let b = Event::new().data("y").id("1").unwrap().data("x");
+        assert_eq!(a, b);
+        assert_ne!(a, Event::new().id_u64(1).data("y"));
+        assert_eq!(Event::new(), Event::default());
+    }
+
+    #[test]
+    fn failed_write_leaves_the_event_as_it_was() {
+        let mut event = Event::new().id_u64(1).data("x");
+        let result = event.set(ID_FIELD, |buf| {
+            buf.extend_from_slice(b"id: partial");
+            Err(())
+        });
+        assert!(result.is_err());
+        assert_eq!(frame(&event), "id: 1\ndata: x\n\n");
+    }
+
+    #[test]
+    fn buffers_return_to_the_pool() {
+        drop(Event::new().data("warm"));
+        let kept = pool::len();
+        assert!(kept >= 1);
+        let event = Event::new().data("x");
+        assert_eq!(
+            pool::len(),
+            kept - 1,
+            "the new event reuses a pooled buffer"
+        );
+        let copy = event.clone();
+        drop(event);
+        drop(copy);
+        assert!(pool::len() >= kept);
+        // An empty event holds no buffer, and a huge one is not kept.
+        let before = pool::len();
+        drop(Event::new());
+        assert_eq!(pool::len(), before);
+        let huge = Event::new().data("x".repeat(64 * 1024));
+        let before = pool::len();
+        drop(huge);
+        assert_eq!(pool::len(), before);
+    }
+
+    #[test]
+    fn events_dropped_on_another_thread_stay_within_the_bound() {
+        let events: Vec<Event> = (0..100).map(|n| Event::new().id_u64(n).data("x")).collect();
+        let (kept, frame) = std::thread::spawn(move || {
+            let frame = frame(&events[99]);
+            drop(events);
+            (pool::len(), frame)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(frame, "id: 99\ndata: x\n\n");
+        assert_eq!(
+            kept,
+            pool::KEPT,
+            "the dropping thread keeps at most its bound"
+        );
     }
 
     #[cfg(feature = "json")]
