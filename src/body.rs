@@ -27,6 +27,10 @@ use crate::time_limit::{jittered, shortest, EndReason};
 /// skipped errors) cannot starve the other tasks on the runtime.
 const ITEMS_PER_POLL: usize = 256;
 
+/// The most room reserved ahead for the next frame of a busy stream, whatever
+/// `max_frame_bytes` says (it may be huge, to coalesce without bound).
+const MAX_FRAME_RESERVE: usize = 256 * 1024;
+
 pin_project! {
     /// The `text/event-stream` body made by [`Sse`](crate::Sse) from a stream of
     /// [`SseItem`]s.
@@ -352,7 +356,20 @@ where
             if let Some(now) = now {
                 *this.last_frame_at = now;
             }
+            let max_frame_bytes = this.config.max_frame_bytes;
+            let full = this.buf.len() >= max_frame_bytes;
             let frame = this.buf.split().freeze();
+            if full && source_end.is_none() {
+                // A source that fills one frame likely fills the next: room for a whole
+                // frame now is one allocation, where growing the buffer while encoding
+                // copies it several times. Quiet streams never fill a frame, so they never
+                // hold this room.
+                this.buf.reserve(
+                    max_frame_bytes
+                        .saturating_add(max_frame_bytes / 4)
+                        .min(MAX_FRAME_RESERVE),
+                );
+            }
             return this.data_frame(frame);
         }
         if source_end.is_some() {
