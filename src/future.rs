@@ -82,6 +82,12 @@ where
 }
 
 fn set_headers(headers: &mut HeaderMap) {
+    // hyper keeps a response's map for the connection's next response, so for as long as
+    // a stream lives: size it for the three headers set below, not the six a first insert
+    // reserves (about 330 bytes less per connection).
+    if headers.is_empty() {
+        headers.reserve(3);
+    }
     let is_event_stream = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
