@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use futures_util::{stream, Stream};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -41,23 +41,32 @@ async fn main() -> std::io::Result<()> {
         .layer(SseLayer::new().retry(Duration::from_secs(1)))
         .service_fn(ticks);
 
+    // hyper's HTTP/1.1 server, set up for many long-lived streams (docs/deployment.md):
+    // a client has 10 s to send its request head, frames are copied into hyper's one write
+    // buffer rather than queued, and a client that reads slowly pins at most 64 KiB.
+    let mut server = http1::Builder::new();
+    server
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .writev(false)
+        .max_buf_size(64 * 1024);
+
     let listener = TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
         let (tcp, _peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            // One failed accept (a client that reset first) must not stop the server.
+            // A failed accept (out of file descriptors, say) must not stop the server; a
+            // short pause lets connections close instead of spinning on the same error.
             Err(error) => {
                 eprintln!("accept: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let service = TowerToHyperService::new(service.clone());
+        let server = server.clone();
         tokio::spawn(async move {
-            // SERVER SETTINGS: hyper-util's defaults, HTTP/1.1 and HTTP/2 (prior knowledge)
-            // on one port. For many idle streams, see docs/deployment.md for the settings
-            // that keep memory per connection lowest.
-            let server = auto::Builder::new(TokioExecutor::new());
             // An error here is one connection's (say, the client went away mid-stream).
             if let Err(error) = server.serve_connection(TokioIo::new(tcp), service).await {
                 eprintln!("connection: {error}");

@@ -119,7 +119,9 @@ pub(crate) fn http2() -> http2::Builder<TokioExecutor> {
 pub(crate) async fn is_http2(tcp: &TcpStream) -> bool {
     const PREFIX: &[u8] = b"PRI ";
     let mut buf = [0; PREFIX.len()];
-    loop {
+    // A client that sends part of `PRI ` and stops (or closes: `peek` keeps returning the
+    // bytes) is handed to HTTP/1.1 after 100 ms, whose header read timeout then applies.
+    for _ in 0..100 {
         match tcp.peek(&mut buf).await {
             Ok(0) | Err(_) => return false,
             Ok(n) if n == PREFIX.len() || buf[..n] != PREFIX[..n] => return buf[..n] == *PREFIX,
@@ -127,4 +129,5 @@ pub(crate) async fn is_http2(tcp: &TcpStream) -> bool {
             Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
+    false
 }

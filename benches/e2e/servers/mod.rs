@@ -6,10 +6,12 @@ mod actix;
 mod axum;
 mod tower_sse;
 
-use std::time::Duration;
+// The examples' server settings, so the bench measures what the examples and docs recommend.
+#[path = "../../../examples/support/mod.rs"]
+mod support;
 
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -51,7 +53,7 @@ pub(crate) fn run(which: &str, port: u16) {
         other => panic!("unknown server {other}"),
     };
     // Built once: a builder with a timer holds it in an `Arc`, shared by its connections.
-    let (tuned_http1, tuned_http2) = (tuned_http1(), tuned_http2());
+    let (tuned_http1, tuned_http2) = (support::http1(), support::http2());
     current_thread().block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         loop {
@@ -90,7 +92,7 @@ pub(crate) fn run(which: &str, port: u16) {
                 Setup::AutoTuned => {
                     let (http1, http2) = (tuned_http1.clone(), tuned_http2.clone());
                     tokio::spawn(async move {
-                        if is_h2(&stream).await {
+                        if support::is_http2(&stream).await {
                             // Boxed, so the task of an HTTP/1.1 connection, the common
                             // case, is not as large as an HTTP/2 connection's state.
                             let conn = http2.serve_connection(TokioIo::new(stream), service);
@@ -110,41 +112,6 @@ pub(crate) fn run(which: &str, port: u16) {
             }
         }
     });
-}
-
-/// Keep in step with `examples/support/mod.rs`.
-fn tuned_http1() -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .writev(false)
-        .max_buf_size(64 * 1024);
-    builder
-}
-
-/// Keep in step with `examples/support/mod.rs`.
-fn tuned_http2() -> http2::Builder<TokioExecutor> {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_send_buf_size(64 * 1024);
-    builder
-}
-
-/// Whether the client opens with the HTTP/2 preface (`PRI * ..`; no HTTP/1.1 method is
-/// `PRI`), read with `peek` so hyper still sees every byte.
-async fn is_h2(stream: &TcpStream) -> bool {
-    const PREFIX: &[u8] = b"PRI ";
-    let mut buf = [0; PREFIX.len()];
-    loop {
-        match stream.peek(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) if n == PREFIX.len() || buf[..n] != PREFIX[..n] => return buf[..n] == *PREFIX,
-            // A prefix of `PRI ` so far (a client writing byte by byte): wait for the rest.
-            Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
-        }
-    }
 }
 
 /// A streaming response that never sends a byte of body: the per-connection floor.
