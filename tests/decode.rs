@@ -2,6 +2,8 @@
 //! `support/whatwg.rs`, on generated streams cut at random chunk boundaries; the round trip
 //! from the crate's own encoder; the adapters, the limits and the `collect` helper.
 
+#[path = "support/cases.rs"]
+mod cases;
 #[path = "support/whatwg.rs"]
 mod whatwg;
 
@@ -15,7 +17,7 @@ use http::{Request, Response};
 use http_body_util::StreamBody;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_sse::decode::{
     self, Collector, DecodeBody, DecodeError, DecodeStream, Decoder, Ended, Item, MessageEvent,
@@ -578,9 +580,7 @@ struct Coverage {
     limited: Cell<u32>,
 }
 
-fn bump(counter: &Cell<u32>, hit: bool) {
-    counter.set(counter.get() + u32::from(hit));
-}
+use cases::bump;
 
 fn check_case(case: &Case, coverage: &Coverage) -> TestCaseResult {
     let chunks = chunks(case, &case.stream);
@@ -627,32 +627,20 @@ fn check_case(case: &Case, coverage: &Coverage) -> TestCaseResult {
 
 #[test]
 fn generated_streams_decode_like_the_reference() {
-    let config = ProptestConfig {
-        cases: 10_000,
-        source_file: Some(file!()),
-        ..ProptestConfig::default()
-    };
-    let cases = config.cases;
+    let cases = 10_000;
     let coverage = Coverage::default();
-    let mut runner = TestRunner::new(config);
-    if let Err(error) = runner.run(&case(), |case| check_case(&case, &coverage)) {
-        panic!("{error}");
-    }
-    let minimum = cases / 50;
-    for (name, count) in [
-        ("dispatched events", &coverage.events),
-        ("chunks cut between CR and LF", &coverage.crlf_cut),
-        ("leading BOM", &coverage.bom),
-        ("valid retry", &coverage.retry),
-        ("ids and NUL", &coverage.id_with_nul),
-        ("limit errors", &coverage.limited),
-    ] {
-        assert!(
-            count.get() >= minimum,
-            "only {} of {cases} cases covered {name}",
-            count.get()
-        );
-    }
+    cases::run(cases, file!(), &case(), |case| check_case(&case, &coverage));
+    cases::assert_covered(
+        cases,
+        &[
+            ("dispatched events", &coverage.events),
+            ("chunks cut between CR and LF", &coverage.crlf_cut),
+            ("leading BOM", &coverage.bom),
+            ("valid retry", &coverage.retry),
+            ("ids and NUL", &coverage.id_with_nul),
+            ("limit errors", &coverage.limited),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -731,17 +719,11 @@ fn split_lines(text: &str) -> Vec<String> {
 
 #[test]
 fn every_encoded_event_decodes_to_itself() {
-    let config = ProptestConfig {
-        cases: 10_000,
-        source_file: Some(file!()),
-        ..ProptestConfig::default()
-    };
     let strategy = (
         prop::collection::vec(fields(), 1..5),
         prop::collection::vec(any::<Index>(), 0..6),
     );
-    let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |(events, cuts)| {
+    cases::run(10_000, file!(), &strategy, |(events, cuts)| {
         let mut wire = Vec::new();
         let mut expected = Vec::new();
         let mut last_event_id = String::new();
@@ -783,9 +765,6 @@ fn every_encoded_event_decodes_to_itself() {
         prop_assert_eq!(items.iter().map(Seen::from).collect::<Vec<_>>(), expected);
         Ok(())
     });
-    if let Err(error) = result {
-        panic!("{error}");
-    }
 }
 
 /// An item in plain terms, including what `MessageEvent::id` says.

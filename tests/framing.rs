@@ -6,6 +6,8 @@
 //! by `support/whatwg.rs`, written from the WHATWG algorithm, and by the independent
 //! `eventsource-stream` crate.
 
+#[path = "support/cases.rs"]
+mod cases;
 #[path = "support/whatwg.rs"]
 mod whatwg;
 
@@ -21,7 +23,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{TestCaseResult, TestRunner};
+use proptest::test_runner::TestCaseResult;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_sse::{Event, EventError, Fallible, OnItemError, SseItem, SseLayer};
 
@@ -515,9 +517,7 @@ struct Coverage {
     lone_cr_at_end: Cell<u32>,
 }
 
-fn bump(counter: &Cell<u32>, hit: bool) {
-    counter.set(counter.get() + u32::from(hit));
-}
+use cases::bump;
 
 fn check_case(case: &Case, coverage: &Coverage) -> TestCaseResult {
     // Build every event; a refusal must be exactly the unframeable ones.
@@ -606,37 +606,23 @@ fn check_case(case: &Case, coverage: &Coverage) -> TestCaseResult {
 
 #[test]
 fn round_trip_through_whatwg_and_eventsource_stream() {
-    let config = ProptestConfig {
-        cases: 10_000,
-        source_file: Some(file!()),
-        ..ProptestConfig::default()
-    };
-    let cases = config.cases;
+    let cases = 10_000;
     let coverage = Coverage::default();
-    let mut runner = TestRunner::new(config);
-    if let Err(error) = runner.run(&case(), |case| check_case(&case, &coverage)) {
-        panic!("{error}");
-    }
-
-    // Each counter counts events (or cases), so a few percent of 10,000 cases is plenty.
-    let minimum = cases / 50;
-    for (name, count) in [
-        ("refused", &coverage.refused),
-        ("empty data", &coverage.empty_data),
-        ("data with CR", &coverage.data_with_cr),
-        ("data with CRLF", &coverage.data_with_crlf),
-        ("data with a leading space", &coverage.leading_space),
-        ("data with NUL", &coverage.nul),
-        ("chunks cut between CR and LF", &coverage.crlf_cut),
-        ("leading BOM", &coverage.bom),
-        ("stream ending in a lone CR", &coverage.lone_cr_at_end),
-    ] {
-        assert!(
-            count.get() >= minimum,
-            "only {} of {cases} cases covered {name}",
-            count.get()
-        );
-    }
+    cases::run(cases, file!(), &case(), |case| check_case(&case, &coverage));
+    cases::assert_covered(
+        cases,
+        &[
+            ("refused", &coverage.refused),
+            ("empty data", &coverage.empty_data),
+            ("data with CR", &coverage.data_with_cr),
+            ("data with CRLF", &coverage.data_with_crlf),
+            ("data with a leading space", &coverage.leading_space),
+            ("data with NUL", &coverage.nul),
+            ("chunks cut between CR and LF", &coverage.crlf_cut),
+            ("leading BOM", &coverage.bom),
+            ("stream ending in a lone CR", &coverage.lone_cr_at_end),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------
