@@ -551,23 +551,7 @@ fn case() -> impl Strategy<Value = Case> {
 /// Cuts `bytes` into chunks at the case's cuts (empty chunks included: a source may send
 /// them), and between every CR and LF if asked.
 fn chunks<'a>(case: &Case, bytes: &'a [u8]) -> Vec<&'a [u8]> {
-    let mut at: Vec<usize> = case
-        .cuts
-        .iter()
-        .map(|cut| cut.index(bytes.len() + 1))
-        .collect();
-    if case.cut_every_crlf {
-        at.extend(
-            bytes
-                .windows(2)
-                .enumerate()
-                .filter_map(|(i, pair)| (pair == b"\r\n").then_some(i + 1)),
-        );
-    }
-    at.push(0);
-    at.push(bytes.len());
-    at.sort_unstable();
-    at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+    cases::cut(bytes, &case.cuts, case.cut_every_crlf, true)
 }
 
 #[derive(Debug, Default)]

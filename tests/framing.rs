@@ -447,24 +447,7 @@ impl Wire {
 
     /// Cuts `bytes` into non-empty chunks, anywhere, even inside a UTF-8 sequence.
     fn chunks<'a>(&self, bytes: &'a [u8]) -> Vec<&'a [u8]> {
-        let mut at: Vec<usize> = self
-            .cuts
-            .iter()
-            .map(|cut| cut.index(bytes.len() + 1))
-            .collect();
-        if self.cut_every_crlf {
-            at.extend(
-                bytes
-                    .windows(2)
-                    .enumerate()
-                    .filter_map(|(i, pair)| (pair == b"\r\n").then_some(i + 1)),
-            );
-        }
-        at.push(0);
-        at.push(bytes.len());
-        at.sort_unstable();
-        at.dedup();
-        at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+        cases::cut(bytes, &self.cuts, self.cut_every_crlf, false)
     }
 }
 

@@ -39,3 +39,30 @@ pub(crate) fn assert_covered(cases: u32, classes: &[(&str, &Cell<u32>)]) {
         );
     }
 }
+
+/// Cuts `bytes` into chunks at `cuts` (each an index into `0..=len`) and, if
+/// `at_every_crlf`, between every CR and its LF. With `keep_empty`, cuts at the same place
+/// give empty chunks, as a source may send them.
+pub(crate) fn cut<'a>(
+    bytes: &'a [u8],
+    cuts: &[proptest::sample::Index],
+    at_every_crlf: bool,
+    keep_empty: bool,
+) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(bytes.len() + 1)).collect();
+    if at_every_crlf {
+        at.extend(
+            bytes
+                .windows(2)
+                .enumerate()
+                .filter_map(|(i, pair)| (pair == b"\r\n").then_some(i + 1)),
+        );
+    }
+    at.push(0);
+    at.push(bytes.len());
+    at.sort_unstable();
+    if !keep_empty {
+        at.dedup();
+    }
+    at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+}
