@@ -91,29 +91,12 @@ where
     type Item = Result<Item, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            if *this.done {
-                return Poll::Ready(None);
-            }
-            match this.decoder.next_item() {
-                Ok(Some(item)) => return Poll::Ready(Some(Ok(item))),
-                Ok(None) => {}
-                Err(error) => return Poll::Ready(Some(Err(end(this.done, this.decoder, error)))),
-            }
-            match ready!(this.inner.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => this.decoder.push(chunk.as_ref()),
-                Some(Err(error)) => {
-                    let error = DecodeError::body(error);
-                    return Poll::Ready(Some(Err(end(this.done, this.decoder, error))));
-                }
-                None => {
-                    *this.done = true;
-                    this.decoder.finish();
-                    return Poll::Ready(None);
-                }
-            }
-        }
+        let this = self.project();
+        let mut inner = this.inner;
+        poll_decoded(this.done, this.decoder, |decoder| {
+            let chunk = ready!(inner.as_mut().poll_next(cx));
+            Poll::Ready(chunk.map(|chunk| chunk.map(|chunk| decoder.push(chunk.as_ref()))))
+        })
     }
 }
 
@@ -198,33 +181,19 @@ where
     type Item = Result<Item, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            if *this.done {
-                return Poll::Ready(None);
-            }
-            match this.decoder.next_item() {
-                Ok(Some(item)) => return Poll::Ready(Some(Ok(item))),
-                Ok(None) => {}
-                Err(error) => return Poll::Ready(Some(Err(end(this.done, this.decoder, error)))),
-            }
-            match ready!(this.body.as_mut().poll_frame(cx)) {
-                Some(Ok(frame)) => {
+        let this = self.project();
+        let mut body = this.body;
+        poll_decoded(this.done, this.decoder, |decoder| {
+            let frame = ready!(body.as_mut().poll_frame(cx));
+            Poll::Ready(frame.map(|frame| {
+                frame.map(|frame| {
+                    // Trailers carry no events.
                     if let Ok(data) = frame.into_data() {
-                        push_buf(this.decoder, data);
+                        push_buf(decoder, data);
                     }
-                }
-                Some(Err(error)) => {
-                    let error = DecodeError::body(error);
-                    return Poll::Ready(Some(Err(end(this.done, this.decoder, error))));
-                }
-                None => {
-                    *this.done = true;
-                    this.decoder.finish();
-                    return Poll::Ready(None);
-                }
-            }
-        }
+                })
+            }))
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -251,9 +220,35 @@ pub(crate) fn push_buf(decoder: &mut Decoder, mut data: impl Buf) {
     }
 }
 
-/// Makes the stream terminal after an error, and readies the decoder for reuse.
-fn end(done: &mut bool, decoder: &mut Decoder, error: DecodeError) -> DecodeError {
-    *done = true;
-    decoder.finish();
-    error
+/// The loop both adapters share: the next decoded item, else more input from `poll_source`
+/// (which pushes what it read into the decoder), until the source ends or fails.
+///
+/// The stream is terminal after the end or an error, and the decoder then is finished,
+/// ready for the next connection.
+fn poll_decoded<E: Into<BoxError>>(
+    done: &mut bool,
+    decoder: &mut Decoder,
+    mut poll_source: impl FnMut(&mut Decoder) -> Poll<Option<Result<(), E>>>,
+) -> Poll<Option<Result<Item, DecodeError>>> {
+    loop {
+        if *done {
+            return Poll::Ready(None);
+        }
+        let error = match decoder.next_item() {
+            Ok(Some(item)) => return Poll::Ready(Some(Ok(item))),
+            Ok(None) => match ready!(poll_source(decoder)) {
+                Some(Ok(())) => continue,
+                Some(Err(error)) => DecodeError::body(error),
+                None => {
+                    *done = true;
+                    decoder.finish();
+                    return Poll::Ready(None);
+                }
+            },
+            Err(error) => error,
+        };
+        *done = true;
+        decoder.finish();
+        return Poll::Ready(Some(Err(error)));
+    }
 }
