@@ -241,6 +241,10 @@ where
         if Pin::new(&mut *this.dropped).poll(cx).is_ready() {
             return finish(this.source, this.ended, FeedEnd::LogDropped);
         }
+        // One upgrade per poll, not per item: it is held only while this poll publishes.
+        let Some(log) = this.log.upgrade() else {
+            return finish(this.source, this.ended, FeedEnd::LogDropped);
+        };
         for _ in 0..BUDGET {
             let Some(source) = this.source.as_mut().as_pin_mut() else {
                 return finish(this.source, this.ended, FeedEnd::SourceEnded);
@@ -249,9 +253,6 @@ where
                 Poll::Ready(Some(item)) => item.into(),
                 Poll::Ready(None) => return finish(this.source, this.ended, FeedEnd::SourceEnded),
                 Poll::Pending => return Poll::Pending,
-            };
-            let Some(log) = this.log.upgrade() else {
-                return finish(this.source, this.ended, FeedEnd::LogDropped);
             };
             match item {
                 FeedItem::Event(event) => {
