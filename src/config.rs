@@ -11,14 +11,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::Response;
 
-use crate::encode::{self, RETRY};
+use crate::encode;
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
 use crate::last_event_id::LastEventIdPolicy;
 use crate::shutdown::Shutdown;
-
-/// The opening frame when there is no `retry:` hint: an empty comment.
-const EMPTY_COMMENT: Bytes = Bytes::from_static(b":\n\n");
 
 /// Shared by the layer and every service and body it makes; cloned once per layer call,
 /// and merged with [`SseOptions`] once per response that carries them.
@@ -60,7 +57,7 @@ impl Config {
     /// empty comment.
     pub(crate) fn opening(&self) -> Option<Bytes> {
         self.opening_frame
-            .then(|| self.retry.clone().unwrap_or(EMPTY_COMMENT))
+            .then(|| self.retry.clone().unwrap_or(encode::EMPTY_COMMENT))
     }
 
     /// The `retry:` hint that waits for the first frame, when there is no opening frame.
@@ -103,9 +100,8 @@ impl Config {
 
 /// The `retry:` frame for `delay`, in whole milliseconds.
 pub(crate) fn retry_frame(delay: Duration) -> Bytes {
-    let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     let mut frame = BytesMut::new();
-    encode::put_u64_field(&mut frame, RETRY, millis);
+    encode::put_retry_field(&mut frame, delay);
     encode::end_event(&mut frame);
     frame.freeze()
 }

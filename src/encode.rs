@@ -7,7 +7,9 @@
 //! The writers append to the body's frame buffer, or to the buffer an
 //! [`Event`](crate::Event) keeps its fields in.
 
-use bytes::{BufMut, BytesMut};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Field name prefixes, each with the colon and the one space the parser strips.
 pub(crate) const DATA: &[u8] = b"data: ";
@@ -15,6 +17,18 @@ pub(crate) const COMMENT: &[u8] = b": ";
 pub(crate) const EVENT: &[u8] = b"event: ";
 pub(crate) const ID: &[u8] = b"id: ";
 pub(crate) const RETRY: &[u8] = b"retry: ";
+
+/// An empty comment: the opening frame and the default keep-alive.
+pub(crate) const EMPTY_COMMENT: Bytes = Bytes::from_static(b":\n\n");
+
+/// Writes `retry: <ms>\n` for `delay` in whole milliseconds, saturating at `u64::MAX`.
+pub(crate) fn put_retry_field(buf: &mut BytesMut, delay: Duration) {
+    put_u64_field(
+        buf,
+        RETRY,
+        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+    );
+}
 
 /// Writes `prefix value\n` for a value already known to hold no line break.
 pub(crate) fn put_field(buf: &mut BytesMut, prefix: &[u8], value: &[u8]) {

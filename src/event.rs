@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::encode::{self, COMMENT, DATA, EVENT, ID, RETRY};
+use crate::encode::{self, COMMENT, DATA, EVENT, ID};
 use crate::error::EventError;
 
 /// One server-sent event: optional comment, `id`, `event` type, `retry` hint and data.
@@ -150,8 +150,7 @@ impl Event {
 
     /// Sets the reconnection delay hint (`retry:`), written in whole milliseconds.
     pub fn retry(mut self, delay: Duration) -> Self {
-        let millis = duration_millis(delay);
-        self.replace(RETRY_FIELD, |buf| encode::put_u64_field(buf, RETRY, millis));
+        self.replace(RETRY_FIELD, |buf| encode::put_retry_field(buf, delay));
         self
     }
 
@@ -430,10 +429,6 @@ impl fmt::Debug for EncodedEvent {
 
 fn has_line_break(value: &str) -> bool {
     memchr::memchr2(b'\n', b'\r', value.as_bytes()).is_some()
-}
-
-fn duration_millis(delay: Duration) -> u64 {
-    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

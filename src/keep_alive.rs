@@ -50,7 +50,7 @@ impl KeepAlive {
         Self {
             interval: Duration::from_secs(15),
             jitter: DEFAULT_JITTER,
-            frame: Bytes::from_static(b":\n\n"),
+            frame: encode::EMPTY_COMMENT,
         }
     }
 

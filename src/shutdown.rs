@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::Notify;
 
-use crate::encode::{self, RETRY};
+use crate::encode;
 use crate::event::Event;
 use crate::time_limit::jittered;
 
@@ -106,8 +106,7 @@ impl Shutdown {
         }
         if !self.reconnect_window.is_zero() {
             let delay = self.reconnect_window - jittered(self.reconnect_window, 1.0);
-            let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-            encode::put_u64_field(&mut buf, RETRY, millis);
+            encode::put_retry_field(&mut buf, delay);
             encode::end_event(&mut buf);
         }
         buf.freeze()
