@@ -21,7 +21,10 @@ use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tokio_stream::wrappers::IntervalStream;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_sse::{Event, EventLog, KeepAlive, LastEventId, SseBody, SseLayer, Subscription};
+use tower_sse::{
+    replay::{EventLog, Subscription},
+    Event, KeepAlive, LastEventId, SseBody, SseLayer,
+};
 
 mod support;
 

@@ -29,7 +29,9 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_sse::{Event, KeepAlive, LastEventId, RedisLog, SseBody, SseLayer, Subscription};
+use tower_sse::{
+    replay::redis::RedisLog, replay::Subscription, Event, KeepAlive, LastEventId, SseBody, SseLayer,
+};
 
 mod support;
 

@@ -14,10 +14,14 @@
 //! frame, and answers requests it does not stream (`204`, `401`, `404`) with
 //! [`MaybeStream::status`].
 //!
-//! For many clients and lossless resume, publish into an [`EventLog`]: each event is framed
-//! once, every [`Subscription`] sends the same bytes, and a reconnecting client gets exactly
-//! the events it missed. A [`Shutdown`] handle ends every live stream at an event boundary so
-//! a server can drain.
+//! For many clients and lossless resume, publish into a [`replay::EventLog`]: each event is
+//! framed once, every [`replay::Subscription`] sends the same bytes, and a reconnecting
+//! client gets exactly the events it missed. A [`Shutdown`] handle ends every live stream at
+//! an event boundary so a server can drain.
+//!
+//! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
+//! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
+//! side of the wire, feature `decode`) and `axum` (feature `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -77,8 +81,8 @@
 //! | `json` | yes | plain `T: Serialize` items, [`Event::json_data`], [`EncodedEvent::json`] (serde, serde_json) |
 //! | `axum` | no | `Option<LastEventId>` as an axum extractor, `axum::SseResponse` for handlers (axum-core) |
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
-//! | `redis` | no | [`RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
-//! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds an [`EventLog`] through [`EventLog::feed`], its lag becoming a gap event (tokio-stream) |
+//! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
+//! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -99,7 +103,7 @@ mod keep_alive;
 mod last_event_id;
 mod layer;
 mod maybe_stream;
-mod replay;
+pub mod replay;
 mod service;
 mod shutdown;
 mod time_limit;
@@ -116,10 +120,6 @@ pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
 pub use maybe_stream::MaybeStream;
-#[cfg(feature = "redis")]
-pub use replay::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
-pub use replay::{EventLog, EventLogBuilder, OnLag, OnUnknownId, ReplayStats, Subscription};
-pub use replay::{Feed, FeedEnd, FeedItem, Lagged};
 pub use service::Sse;
 pub use shutdown::Shutdown;
 pub use time_limit::EndReason;

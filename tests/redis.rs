@@ -31,8 +31,9 @@ use hyper::body::Incoming;
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
 use tower_sse::{
-    EncodedEvent, Event, EventLog, KeepAlive, LastEventId, RedisLog, RedisLogBuilder, SseLayer,
-    StreamId, Subscription,
+    replay::redis::{RedisLog, RedisLogBuilder, StreamId},
+    replay::{EventLog, Subscription},
+    EncodedEvent, Event, KeepAlive, LastEventId, SseLayer,
 };
 
 use event_source::{read_reconnecting, EventSource};

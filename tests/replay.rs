@@ -10,7 +10,10 @@ use std::time::Duration;
 use futures_util::stream::{FusedStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
-use tower_sse::{EncodedEvent, Event, EventLog, LastEventId, OnLag, OnUnknownId, Subscription};
+use tower_sse::{
+    replay::{EventLog, OnLag, OnUnknownId, Subscription},
+    EncodedEvent, Event, LastEventId,
+};
 
 use rng::Rng;
 
@@ -522,7 +525,7 @@ mod feed {
     use tokio::sync::mpsc;
     use tokio::task::JoinHandle;
     use tokio_stream::wrappers::ReceiverStream;
-    use tower_sse::{FeedEnd, Lagged};
+    use tower_sse::replay::{FeedEnd, Lagged};
 
     fn source_gap(id: u64, missed: u64) -> String {
         format!(

@@ -19,7 +19,10 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
-use tower_sse::{Event, EventLog, LastEventId, OnUnknownId, SseLayer};
+use tower_sse::{
+    replay::{EventLog, OnUnknownId},
+    Event, LastEventId, SseLayer,
+};
 
 use event_source::{read_reconnecting, EventSource};
 use server::{Proto, Server};

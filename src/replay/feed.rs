@@ -79,7 +79,7 @@ where
 ///
 /// ```
 /// use futures_util::{stream, StreamExt};
-/// use tower_sse::{Event, EventLog, Lagged};
+/// use tower_sse::{replay::{EventLog, Lagged}, Event};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -171,9 +171,9 @@ impl EventLog {
     ///   the source lost events. The log then publishes a gap event in their place, under
     ///   the next sequence number, so that every subscriber (and every later replay) reads
     ///   of the loss where it happened: type `reset` (see
-    ///   [`EventLogBuilder::gap_event`](crate::EventLogBuilder::gap_event)), data
+    ///   [`EventLogBuilder::gap_event`](crate::replay::EventLogBuilder::gap_event)), data
     ///   `{"reason":"source_lagged","missed":3,"resume_from":8}`. The loss is also logged at
-    ///   `warn` and counted in [`ReplayStats::source_lost`](crate::ReplayStats::source_lost).
+    ///   `warn` and counted in [`ReplayStats::source_lost`](crate::replay::ReplayStats::source_lost).
     ///   The gap event's id is the log's own sequence number even in a feed of numbered
     ///   items, so a source whose numbers could equal the log's (both counting from 1)
     ///   should not also report losses: a client would resume from the wrong one of the two.
@@ -184,7 +184,7 @@ impl EventLog {
     ///   gone, a broadcast channel that closed, a change feed that finished.
     /// - When the log is dropped ([`FeedEnd::LogDropped`]): the last [`EventLog`] clone is
     ///   gone. The feed does not keep the log alive, and neither do subscriptions: a
-    ///   [`Subscription`](crate::Subscription) holds the window it reads, not the log, and
+    ///   [`Subscription`](crate::replay::Subscription) holds the window it reads, not the log, and
     ///   goes on sending what the window retains, then waits for events that no longer
     ///   come. Dropping the last handle wakes the feed, which then drops its source without
     ///   reading it further, even while the source has nothing to give.
@@ -195,7 +195,7 @@ impl EventLog {
     /// use futures_util::StreamExt;
     /// use tokio::sync::mpsc;
     /// use tokio_stream::wrappers::ReceiverStream;
-    /// use tower_sse::{Event, EventLog, FeedEnd};
+    /// use tower_sse::{replay::{EventLog, FeedEnd}, Event};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {

@@ -38,7 +38,7 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use tower_sse::{Event, EventLog, LastEventId};
+/// use tower_sse::{replay::EventLog, Event, LastEventId};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -64,7 +64,7 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// use http::Request;
 /// use http_body_util::BodyExt;
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_sse::{Event, EventLog, LastEventId, SseLayer};
+/// use tower_sse::{replay::EventLog, Event, LastEventId, SseLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -204,7 +204,7 @@ impl EventLog {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use tower_sse::{Event, EventLog, LastEventId};
+    /// use tower_sse::{replay::EventLog, Event, LastEventId};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -330,7 +330,7 @@ impl fmt::Debug for EventLog {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_sse::{EventLog, OnLag, OnUnknownId};
+/// use tower_sse::{replay::{EventLog, OnLag, OnUnknownId}};
 ///
 /// let log = EventLog::builder()
 ///     .max_events(10_000)

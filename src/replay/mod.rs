@@ -1,6 +1,33 @@
-//! A replay log for server-sent events: [`EventLog`] keeps a bounded window of recent
-//! events, framed once, and each [`Subscription`] streams them from a client's
-//! `Last-Event-ID` on, so a reconnecting client loses and repeats nothing.
+//! Resume and fan-out: logs of recent events that many clients stream from, and resume from
+//! after a reconnect without losing or repeating an event.
+//!
+//! - [`EventLog`] keeps a bounded window of recent events in memory, each framed once; build
+//!   one with [`EventLog::builder`] to set its retention and its policies ([`OnLag`] for a
+//!   client that falls behind, [`OnUnknownId`] for an id it cannot resume from).
+//! - [`Subscription`] is one client's stream from its `Last-Event-ID` on: the inner stream a
+//!   handler answers with behind [`SseLayer`](crate::SseLayer).
+//! - [`EventLog::feed`] publishes from any `Stream` ([`Feed`], [`FeedItem`], [`Lagged`]).
+//! - [`ReplayStats`] counts what a log has done.
+//! - `redis` (feature `redis`): `RedisLog`, the same window fed from a Redis stream shared by
+//!   several server nodes.
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use tower_sse::replay::EventLog;
+//! use tower_sse::{Event, LastEventId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let log = EventLog::new();
+//! let first = log.publish(Event::new().data("a"));
+//! log.publish(Event::new().data("b"));
+//!
+//! // A client that saw the first event reconnects: it gets the second.
+//! let mut events = log.subscribe(Some(&LastEventId::new(first.to_string())));
+//! let frame = events.next().await.unwrap();
+//! assert!(frame.as_bytes().ends_with(b"data: b\n\n"));
+//! # }
+//! ```
 //!
 //! | file | holds |
 //! | --- | --- |
@@ -8,7 +35,7 @@
 //! | `feed.rs` | [`EventLog::feed`]: a log driven by a `Stream`, [`FeedItem`], [`Lagged`] |
 //! | `subscription.rs` | [`Subscription`]: the stream, one cursor per client |
 //! | `window.rs` | the window and its lock: publishers write it, subscriptions read it |
-//! | `store.rs` | the in-memory window, the seam for a shared-store backend |
+//! | `store.rs` | the retained events in memory, in order, and how an id resolves to them |
 //! | `waiters.rs` | wakers of subscriptions waiting for the next event |
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
@@ -22,7 +49,7 @@ mod feed;
 mod log;
 mod policy;
 #[cfg(feature = "redis")]
-pub(crate) mod redis;
+pub mod redis;
 mod stats;
 mod store;
 mod subscription;
@@ -32,7 +59,5 @@ mod window;
 pub use self::feed::{Feed, FeedEnd, FeedItem, Lagged};
 pub use self::log::{EventLog, EventLogBuilder};
 pub use self::policy::{OnLag, OnUnknownId};
-#[cfg(feature = "redis")]
-pub use self::redis::{ConnectError, PublishError, RedisLog, RedisLogBuilder, StreamId};
 pub use self::stats::ReplayStats;
 pub use self::subscription::Subscription;

@@ -12,7 +12,7 @@ use super::store::WireId;
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use tower_sse::{Event, EventLog, OnLag};
+/// use tower_sse::{replay::{EventLog, OnLag}, Event};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -45,18 +45,18 @@ pub enum OnLag {
     SkipAhead,
 }
 
-/// What [`EventLog::subscribe`](crate::EventLog::subscribe) does with a `Last-Event-ID` it
+/// What [`EventLog::subscribe`](crate::replay::EventLog::subscribe) does with a `Last-Event-ID` it
 /// cannot resume from: an id evicted from the window, one it never assigned (for example
 /// from before a restart), or one from the future.
 ///
 /// The gap event is an event of type `reset` (see
-/// [`EventLogBuilder::gap_event`](crate::EventLogBuilder::gap_event)) whose data is JSON such
+/// [`EventLogBuilder::gap_event`](crate::replay::EventLogBuilder::gap_event)) whose data is JSON such
 /// as `{"reason":"cursor_too_old","resume_from":5}`. The reason is `cursor_too_old` for an
 /// id the log assigned that has been evicted, `unknown_id` for any other id, `lagged`
 /// under [`OnLag::SkipAhead`], and `source_lagged` for events a fed source lost (see
-/// [`EventLog::feed`](crate::EventLog::feed); its data also says how many were `missed`);
+/// [`EventLog::feed`](crate::replay::EventLog::feed); its data also says how many were `missed`);
 /// `resume_from` is the sequence number of the next event sent,
-/// which is its id for events published with [`EventLog::publish`](crate::EventLog::publish).
+/// which is its id for events published with [`EventLog::publish`](crate::replay::EventLog::publish).
 /// The gap event's own id is that of the event just before, so the browser's last id moves
 /// on and a reconnect right after it loses nothing more.
 ///
@@ -64,7 +64,7 @@ pub enum OnLag {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use tower_sse::{Event, EventLog, LastEventId, OnUnknownId};
+/// use tower_sse::{replay::{EventLog, OnUnknownId}, Event, LastEventId};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -95,10 +95,10 @@ pub enum OnUnknownId {
     /// Send the gap event, then only events published from now on.
     ResetFromLive,
     /// Send nothing: the subscription ends at once and
-    /// [`Subscription::is_rejected`](crate::Subscription::is_rejected) is true.
+    /// [`Subscription::is_rejected`](crate::replay::Subscription::is_rejected) is true.
     ///
     /// Answer such a request with `204 No Content`, which tells `EventSource` to stop
-    /// reconnecting; [`EventLog::response`](crate::EventLog::response) does that.
+    /// reconnecting; [`EventLog::response`](crate::replay::EventLog::response) does that.
     NoContent,
 }
 

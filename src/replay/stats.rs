@@ -1,9 +1,9 @@
-//! [`ReplayStats`]: what an [`EventLog`](crate::EventLog) has done so far.
+//! [`ReplayStats`]: what an [`EventLog`](crate::replay::EventLog) has done so far.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters of an [`EventLog`](crate::EventLog), read with
-/// [`EventLog::stats`](crate::EventLog::stats).
+/// Counters of an [`EventLog`](crate::replay::EventLog), read with
+/// [`EventLog::stats`](crate::replay::EventLog::stats).
 ///
 /// All are totals since the log was built, except `live_subscribers`, the number of
 /// subscriptions that exist now and have not ended. Each counter is read on its own, so a
@@ -22,16 +22,16 @@ pub struct ReplayStats {
     pub gap_signals: u64,
     /// Subscriptions ended because they fell behind the window ([`OnLag::Disconnect`]).
     ///
-    /// [`OnLag::Disconnect`]: crate::OnLag::Disconnect
+    /// [`OnLag::Disconnect`]: crate::replay::OnLag::Disconnect
     pub lag_disconnects: u64,
     /// Subscriptions refused with [`OnUnknownId::NoContent`].
     ///
-    /// [`OnUnknownId::NoContent`]: crate::OnUnknownId::NoContent
+    /// [`OnUnknownId::NoContent`]: crate::replay::OnUnknownId::NoContent
     pub rejected: u64,
     /// Subscriptions that exist and have not ended.
     pub live_subscribers: u64,
     /// Events a fed source reported lost before they reached the log (such as a lagging
-    /// broadcast receiver; see [`EventLog::feed`](crate::EventLog::feed)). Each loss is
+    /// broadcast receiver; see [`EventLog::feed`](crate::replay::EventLog::feed)). Each loss is
     /// published as one gap event, which `published` counts like any other event.
     pub source_lost: u64,
 }

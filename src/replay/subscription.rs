@@ -1,4 +1,4 @@
-//! [`Subscription`]: one client's stream of frames from an [`EventLog`](crate::EventLog).
+//! [`Subscription`]: one client's stream of frames from an [`EventLog`](crate::replay::EventLog).
 
 use std::fmt;
 use std::pin::Pin;
@@ -15,18 +15,18 @@ use super::stats::Counters;
 use super::store::MemoryStore;
 use super::window::{Cursor, Read, Resume, Start, Window};
 
-/// A stream of one client's events from an [`EventLog`](crate::EventLog): the retained
+/// A stream of one client's events from an [`EventLog`](crate::replay::EventLog): the retained
 /// events after its `Last-Event-ID`, then new events as they are published.
 ///
-/// Made by [`EventLog::subscribe`](crate::EventLog::subscribe). Its items are
+/// Made by [`EventLog::subscribe`](crate::replay::EventLog::subscribe). Its items are
 /// [`EncodedEvent`]s framed once at publish time, so [`SseLayer`](crate::SseLayer) sends
 /// them without encoding again. It holds only a handle to the log's window and a cursor;
 /// the events themselves stay in the window.
 ///
 /// It ends when it falls behind the retention window under
-/// [`OnLag::Disconnect`](crate::OnLag::Disconnect), and at once when it was refused (see
+/// [`OnLag::Disconnect`](crate::replay::OnLag::Disconnect), and at once when it was refused (see
 /// [`is_rejected`](Self::is_rejected)); otherwise it waits for events forever, also after
-/// every [`EventLog`](crate::EventLog) handle is gone (it keeps the window, so it still
+/// every [`EventLog`](crate::replay::EventLog) handle is gone (it keeps the window, so it still
 /// sends what is retained). Each poll takes the window's lock once.
 #[must_use = "streams do nothing unless polled"]
 pub struct Subscription {
@@ -80,7 +80,7 @@ impl Subscription {
     }
 
     /// Whether the log refused the client's `Last-Event-ID` under
-    /// [`OnUnknownId::NoContent`](crate::OnUnknownId::NoContent): the stream is empty, and
+    /// [`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent): the stream is empty, and
     /// the response should be `204 No Content` so that `EventSource` stops reconnecting.
     pub fn is_rejected(&self) -> bool {
         self.phase == Phase::Rejected

@@ -1,5 +1,5 @@
 //! [`Window`]: the retained events behind their lock, shared by the handles that publish
-//! into it ([`EventLog`](crate::EventLog), the Redis reader) and the subscriptions that read
+//! into it ([`EventLog`](crate::replay::EventLog), the Redis reader) and the subscriptions that read
 //! from it. Neither side knows the other; both know only this.
 
 use std::fmt;

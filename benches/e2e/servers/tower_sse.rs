@@ -9,7 +9,7 @@ use axum::Router;
 use futures_util::stream::{self, StreamExt};
 use http::{Request, Response, Uri};
 use tower::ServiceBuilder;
-use tower_sse::{Event, EventLog, KeepAlive, LastEventId, SseLayer};
+use tower_sse::{replay::EventLog, Event, KeepAlive, LastEventId, SseLayer};
 
 use crate::{param, Payload, Tick, IDLE_KEEP_ALIVE};
 

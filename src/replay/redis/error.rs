@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::error::EventError;
 
-/// [`RedisLogBuilder::connect`](crate::RedisLogBuilder::connect) failed: the URL is not a
+/// [`RedisLogBuilder::connect`](crate::replay::redis::RedisLogBuilder::connect) failed: the URL is not a
 /// Redis URL, Redis could not be reached, or reading the stream failed (for example the key
 /// holds something other than a stream, or the server is older than Redis 7.0).
 #[derive(Debug)]
@@ -31,7 +31,7 @@ impl StdError for ConnectError {
     }
 }
 
-/// [`RedisLog::publish`](crate::RedisLog::publish) did not publish the event.
+/// [`RedisLog::publish`](crate::replay::redis::RedisLog::publish) did not publish the event.
 ///
 /// Usually Redis was unreachable and the event was not appended: publish it again later,
 /// or tell whoever sent it. When the connection broke while the command was on its way,

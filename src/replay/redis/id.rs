@@ -8,7 +8,7 @@ use std::fmt;
 /// It is the `id:` of the event on the wire, so it is what a reconnecting browser sends
 /// back as `Last-Event-ID`. Ids of one stream are ordered as the entries were appended,
 /// which is what lets any node resume a client from any id, including one it has not
-/// received yet. [`RedisLog::publish`](crate::RedisLog::publish) returns it.
+/// received yet. [`RedisLog::publish`](crate::replay::redis::RedisLog::publish) returns it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
     ms: u64,
@@ -50,7 +50,7 @@ impl StreamId {
     }
 
     /// Parses an id as Redis writes them, `<ms>-<seq>` in canonical decimal (no sign, no
-    /// leading zero), or the single `0` that [`EventLog`](crate::EventLog) uses for the
+    /// leading zero), or the single `0` that [`EventLog`](crate::replay::EventLog) uses for the
     /// start of a log. Anything else is not an id Redis gave: `None`.
     pub(super) fn parse(text: &[u8]) -> Option<Self> {
         if text == b"0" {

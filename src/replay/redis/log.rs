@@ -47,7 +47,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// ```no_run
 /// use futures_util::StreamExt;
-/// use tower_sse::{Event, LastEventId, RedisLog};
+/// use tower_sse::{replay::redis::RedisLog, Event, LastEventId};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let log = RedisLog::builder("events:news")
@@ -284,7 +284,7 @@ impl fmt::Debug for RedisLog {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tower_sse::{OnUnknownId, RedisLog};
+/// use tower_sse::{replay::redis::RedisLog, replay::OnUnknownId};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let log = RedisLog::builder("events:orders")
