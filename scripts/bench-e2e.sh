@@ -8,7 +8,7 @@
 #   scripts/bench-e2e.sh [runs] [scenario...]
 #
 # runs defaults to 3; scenarios to `burst1 burst100 idle floor fanout h2idle`. Peers are
-# `<server>[/<setup>]` (see benches/e2e/servers/mod.rs), set with
+# `<server>[/<setup>]` (see bench/benches/e2e/servers/mod.rs), set with
 #   SSE_BENCH_PEERS     HTTP/1.1 scenarios (default: tower-sse tower-sse/tuned tower-sse/auto
 #                       tower-sse/auto-tuned axum actix-web-lab)
 #   SSE_BENCH_H2_PEERS  h2idle (default: tower-sse/h2 tower-sse/auto-tuned axum/h2)
@@ -31,8 +31,8 @@ if [ "$(ulimit -n)" -lt 10100 ]; then
   echo "ulimit -n is $(ulimit -n); the idle scenario needs more than 10,100" >&2
 fi
 
-bin=$(cargo bench --bench e2e --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\/e2e-[0-9a-f]*\))/\1/p' | tail -1)
-[ -x "$bin" ] || { echo "could not build benches/e2e" >&2; exit 1; }
+bin=$(cargo bench -p tower-sse-bench --bench e2e --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\/e2e-[0-9a-f]*\))/\1/p' | tail -1)
+[ -x "$bin" ] || { echo "could not build bench/benches/e2e" >&2; exit 1; }
 
 mkdir -p target/bench-e2e
 results=target/bench-e2e/$(date -u +%Y%m%dT%H%M%SZ).tsv

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-event cost of cases of benches/encode.rs that does not depend on the machine's load:
+# Per-event cost of cases of bench/benches/encode.rs that does not depend on the machine's load:
 # instructions counted by callgrind, and (MODE=cpu) the CPU time the process used.
 #
 #   scripts/callgrind-encode.sh [BENCH_BINARY] [CASE...]       # Ir per event
@@ -22,7 +22,7 @@ fi
 REPS=${REPS:-3}
 bin=${1:-}
 if [ -z "$bin" ]; then
-  bin=$(cargo bench --bench encode --no-run --message-format=json 2>/dev/null |
+  bin=$(cargo bench -p tower-sse-bench --bench encode --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 fi
 shift || true

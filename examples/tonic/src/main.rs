@@ -1,4 +1,4 @@
-//! gRPC and SSE on one port: `cargo run --example with_tonic`, then
+//! gRPC and SSE on one port: `cargo run -p example-tonic`, then
 //! `curl -N http://127.0.0.1:3003/clock` while gRPC clients call the same port.
 //!
 //! Pass another address as the first argument or in `CLOCK_ADDR`. For stacks that already run
@@ -20,6 +20,7 @@ use tonic_health::ServingStatus;
 use tower::{service_fn, Layer};
 use tower_sse::{Event, LastEventId, SseLayer};
 
+#[path = "../../support/mod.rs"]
 mod support;
 
 const DEFAULT_ADDR: &str = "127.0.0.1:3003";

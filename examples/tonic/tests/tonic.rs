@@ -1,13 +1,15 @@
 //! The tonic example: a gRPC health call and SSE streams against one port, served by
 //! `axum::serve` on 127.0.0.1:0.
+// The shared test support keeps the library's MSRV (1.75), older than `is_multiple_of`.
+#![allow(clippy::manual_is_multiple_of)]
 
-#[path = "support/blocks.rs"]
+#[path = "../../../tests/support/blocks.rs"]
 mod blocks;
-#[path = "support/server.rs"]
+#[path = "../../../tests/support/server.rs"]
 #[allow(dead_code)] // The server half is not used: this test runs `axum::serve`.
 mod server;
 
-#[path = "../examples/with_tonic.rs"]
+#[path = "../src/main.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
 mod example;
 

@@ -7,7 +7,7 @@ mod axum;
 mod tower_sse;
 
 // The examples' server settings, so the bench measures what the examples and docs recommend.
-#[path = "../../../examples/support/mod.rs"]
+#[path = "../../../../examples/support/mod.rs"]
 mod support;
 
 use hyper::server::conn::{http1, http2};

@@ -1,0 +1,1 @@
+//! Nothing: this package holds only the side-by-side benchmarks in `benches/`.
