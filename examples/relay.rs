@@ -138,7 +138,7 @@ impl Upstream {
     }
 
     /// The `Last-Event-ID` each request carried so far, in order.
-    #[allow(dead_code)] // Read by tests/relay.rs.
+    #[allow(dead_code)] // Read by tests/decode/relay.rs.
     pub(crate) fn resumes(&self) -> Vec<Option<String>> {
         self.resumes.lock().unwrap().clone()
     }

@@ -1,6 +1,5 @@
 //! Reads an SSE body one block at a time (a block ends with a blank line), every wait
 //! bounded, so a broken build fails instead of hanging.
-#![allow(dead_code)] // Each suite uses a part of these helpers.
 
 use std::fmt::Debug;
 use std::future::Future;

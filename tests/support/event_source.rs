@@ -1,17 +1,7 @@
-//! An `EventSource`-like client over [`server::Client`](crate::server::Client): one
+//! An `EventSource`-like client over [`server::Client`](super::server::Client): one
 //! connection, its events parsed by the WHATWG parser, its keep-alives counted; and a
 //! reader that drops its connection at random points and reconnects with the last id, as a
 //! browser does.
-//!
-//! It uses the suite's `server`, `whatwg` and `rng` modules, so include all four:
-//!
-//! ```text
-//! #[path = "support/event_source.rs"] mod event_source;
-//! #[path = "support/rng.rs"] mod rng;
-//! #[path = "support/server.rs"] mod server;
-//! #[path = "support/whatwg.rs"] mod whatwg;
-//! ```
-#![allow(dead_code)] // Each suite uses a part of these helpers.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,9 +11,9 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::rng::Rng;
-use crate::server::{empty, Client, Proto};
-use crate::whatwg::{DispatchedEvent, Parser};
+use super::rng::Rng;
+use super::server::{empty, Client, Proto};
+use super::whatwg::{DispatchedEvent, Parser};
 
 /// Upper bound on any single wait; generous, as the Redis suites share a loaded machine.
 const WAIT: Duration = Duration::from_secs(30);

@@ -1,6 +1,4 @@
-//! Inner services and sources for the layer under test. Use it with
-//! `#[path = "support/inner.rs"] mod inner;`.
-#![allow(dead_code)] // Each suite uses a part of these helpers.
+//! Inner services and sources for the layer under test.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

@@ -3,10 +3,7 @@
 //!
 //! Without the `redis-server` binary, [`RedisServer::start`] prints a notice and returns
 //! `None`, and the test returns; with `TOWER_SSE_REQUIRE_REDIS=1` (CI sets it) a missing
-//! binary fails the test instead. Use it with `#[path = "support/redis.rs"] mod redis_server;`.
-
-// Each test file that includes this module uses a different part of it.
-#![allow(dead_code)]
+//! binary fails the test instead.
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{Ipv4Addr, TcpListener};

@@ -1,5 +1,5 @@
 //! A seeded generator for tests that drop connections at random points, so that a failing
-//! run can be replayed from its seed. Use it with `#[path = "support/rng.rs"] mod rng;`.
+//! run can be replayed from its seed.
 
 /// xorshift64*.
 #[derive(Debug, Clone)]

@@ -4,13 +4,9 @@
 //! Streaming behaviour is checked over real sockets (hyper server on 127.0.0.1:0, both
 //! HTTP versions); timing behaviour in-process on a paused clock.
 
-#[path = "support/blocks.rs"]
-mod blocks;
-#[path = "support/inner.rs"]
-mod inner;
-#[path = "support/server.rs"]
-#[allow(dead_code)] // Clients here never disconnect abruptly.
-mod server;
+use crate::support::blocks;
+use crate::support::inner;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

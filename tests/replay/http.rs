@@ -2,15 +2,8 @@
 //! [`EventLog`] through [`SseLayer`], and clients that drop their connection and reconnect
 //! with `Last-Event-ID`, as browsers do.
 
-#[path = "support/event_source.rs"]
-mod event_source;
-#[path = "support/rng.rs"]
-mod rng;
-#[path = "support/server.rs"]
-#[allow(dead_code)] // Servers here stop when dropped.
-mod server;
-#[path = "support/whatwg.rs"]
-mod whatwg;
+use crate::support::event_source;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::time::Duration;

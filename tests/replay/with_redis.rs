@@ -5,20 +5,13 @@
 //! concurrent publishers, retention, the gap signals, and Redis faults.
 //!
 //! The cost per published event against the in-memory log is measured by an ignored test:
-//! `cargo test --release --features redis --test redis -- --ignored --nocapture publish_cost`.
+//! `cargo test --release --features redis --test replay -- --ignored --nocapture publish_cost`.
 #![cfg(feature = "redis")]
 
-#[path = "support/event_source.rs"]
-mod event_source;
-#[path = "support/redis.rs"]
-mod redis_server;
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::event_source;
+use crate::support::redis as redis_server;
 #[allow(dead_code)]
-#[path = "support/server.rs"]
-mod server;
-#[path = "support/whatwg.rs"]
-mod whatwg;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::error::Error as _;
@@ -662,7 +655,7 @@ async fn killed_connections_reconnect_and_resume_from_the_last_id() {
 
 /// Cost per published event, in-memory log against Redis stream, printed as a table.
 ///
-/// `cargo test --release --features redis --test redis -- --ignored --nocapture publish_cost`
+/// `cargo test --release --features redis --test replay -- --ignored --nocapture publish_cost`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check: run it on purpose"]
 async fn publish_cost() {

@@ -11,9 +11,7 @@
 //! - `/plain`: no options, so the layer's settings.
 //! - anything else: `404 Not Found` through the layer, with `MaybeStream::status`.
 
-#[path = "support/server.rs"]
-#[allow(dead_code)] // Disconnects are tested in tests/http.rs.
-mod server;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -3,13 +3,10 @@
 //! graceful shutdown of `axum::serve` with live streams.
 #![cfg(all(feature = "axum", feature = "json"))]
 
-#[path = "support/blocks.rs"]
-mod blocks;
-#[path = "support/server.rs"]
-#[allow(dead_code)] // The server half is not used: these tests run `axum::serve`.
-mod server;
+use crate::support::blocks;
+use crate::support::server;
 
-#[path = "../examples/axum.rs"]
+#[path = "../../examples/axum.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
 mod example;
 

@@ -3,12 +3,10 @@
 //! reading the relay over HTTP/1.1 and HTTP/2. The client must see every token once, in
 //! order, and the upstream must see each reconnection resume after the last id.
 
-#[path = "../examples/relay.rs"]
+#[path = "../../examples/relay.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
-mod relay;
-#[path = "support/server.rs"]
-#[allow(dead_code)]
-mod server;
+mod example;
+use crate::support::server;
 
 use std::time::Duration;
 
@@ -26,15 +24,15 @@ async fn relay_answer(
     per_connection: usize,
     proto: Proto,
     last_event_id: Option<&str>,
-) -> (Collected, relay::Upstream) {
-    let upstream = relay::Upstream::new(per_connection);
+) -> (Collected, example::Upstream) {
+    let upstream = example::Upstream::new(per_connection);
     let upstream_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_addr = upstream_listener.local_addr().unwrap();
-    let upstream_task = tokio::spawn(relay::serve_upstream(upstream_listener, upstream.clone()));
+    let upstream_task = tokio::spawn(example::serve_upstream(upstream_listener, upstream.clone()));
 
     let relay_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let relay_addr = relay_listener.local_addr().unwrap();
-    let relay_task = tokio::spawn(relay::serve_relay(relay_listener, upstream_addr));
+    let relay_task = tokio::spawn(example::serve_relay(relay_listener, upstream_addr));
 
     let mut client = Client::connect(relay_addr, proto).await;
     let mut request = client.get("/answer");
@@ -46,7 +44,7 @@ async fn relay_answer(
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     // A relay that repeats tokens would never reach `done`: stop it one event past the
     // most a correct one sends (every token, then `done`).
-    let collector = Collector::new().max_events(relay::ANSWER.len() + 2);
+    let collector = Collector::new().max_events(example::ANSWER.len() + 2);
     let collected = tokio::time::timeout(TEST_TIMEOUT, collector.collect(response.into_body()))
         .await
         .expect("the relayed stream ends");
@@ -66,7 +64,7 @@ fn assert_tokens_from(collected: &Collected, first: usize) {
     );
     let (done, tokens) = collected.events.split_last().expect("events");
     assert_eq!(done.event_type(), "done");
-    let expected_ids: Vec<String> = (first..relay::ANSWER.len())
+    let expected_ids: Vec<String> = (first..example::ANSWER.len())
         .map(|i| i.to_string())
         .collect();
     let ids: Vec<&str> = tokens
@@ -76,10 +74,13 @@ fn assert_tokens_from(collected: &Collected, first: usize) {
     assert_eq!(ids, expected_ids, "no gap, no repeat");
     assert!(tokens.iter().all(|e| e.event_type() == "token"));
     let text: String = tokens.iter().map(|e| e.data()).collect();
-    assert_eq!(text, relay::ANSWER[first..].concat());
+    assert_eq!(text, example::ANSWER[first..].concat());
     // `done` carried no id of its own: the browser keeps the last token's.
     assert_eq!(done.id(), None);
-    assert_eq!(done.last_event_id(), (relay::ANSWER.len() - 1).to_string());
+    assert_eq!(
+        done.last_event_id(),
+        (example::ANSWER.len() - 1).to_string()
+    );
 }
 
 /// The ids the upstream saw as `Last-Event-ID`: each connection resumes after the last
@@ -87,7 +88,7 @@ fn assert_tokens_from(collected: &Collected, first: usize) {
 fn expected_resumes(first: Option<usize>, per_connection: usize) -> Vec<Option<String>> {
     let mut resumes = vec![first.map(|id| id.to_string())];
     let mut next = first.map_or(0, |id| id + 1);
-    while next + per_connection < relay::ANSWER.len() {
+    while next + per_connection < example::ANSWER.len() {
         next += per_connection;
         resumes.push(Some((next - 1).to_string()));
     }

@@ -2,10 +2,8 @@
 //! `support/whatwg.rs`, on generated streams cut at random chunk boundaries; the round trip
 //! from the crate's own encoder; the adapters, the limits and the `collect` helper.
 
-#[path = "support/cases.rs"]
-mod cases;
-#[path = "support/whatwg.rs"]
-mod whatwg;
+use crate::support::cases;
+use crate::support::whatwg;
 
 use std::cell::Cell;
 use std::convert::Infallible;

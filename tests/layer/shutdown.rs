@@ -1,9 +1,7 @@
 //! Graceful drain over real connections: hyper-util's `GracefulShutdown` finishes only
 //! because `Shutdown` ends every live SSE stream at an event boundary.
 
-#[path = "support/server.rs"]
-#[allow(dead_code)]
-mod server;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;

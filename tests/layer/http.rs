@@ -4,12 +4,9 @@
 //! Every test runs once per protocol: framing, flushing and disconnect detection differ
 //! between hyper's HTTP/1.1 and HTTP/2 paths, and the layer must hold on both.
 
-#[path = "support/blocks.rs"]
-mod blocks;
-#[path = "support/inner.rs"]
-mod inner;
-#[path = "support/server.rs"]
-mod server;
+use crate::support::blocks;
+use crate::support::inner;
+use crate::support::server;
 
 use std::convert::Infallible;
 use std::pin::Pin;

@@ -1,8 +1,7 @@
 //! The replay log in process: resume without loss or duplicate, retention, policies,
 //! encode-once fan-out, and a reconnect stress run.
 
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::rng;
 
 use std::task::Poll;
 use std::time::Duration;

@@ -6,10 +6,8 @@
 //! by `support/whatwg.rs`, written from the WHATWG algorithm, and by the independent
 //! `eventsource-stream` crate.
 
-#[path = "support/cases.rs"]
-mod cases;
-#[path = "support/whatwg.rs"]
-mod whatwg;
+use crate::support::cases;
+use crate::support::whatwg;
 
 use std::cell::Cell;
 use std::convert::Infallible;

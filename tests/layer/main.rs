@@ -1,0 +1,15 @@
+//! The layer end to end: bodies on a paused clock, WHATWG framing, real hyper servers over
+//! HTTP/1.1 and HTTP/2, per-route options, drain, tower-http and axum stacks, tracing spans.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod body;
+mod framing;
+mod http;
+mod routes;
+mod shutdown;
+mod tracing_spans;
+mod whatwg_reference;
+mod with_axum;
+mod with_tower_http;

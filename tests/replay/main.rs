@@ -1,0 +1,8 @@
+//! Resume and fan-out: the log in process, over real hyper servers, and on Redis.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod http;
+mod log;
+mod with_redis;
