@@ -17,8 +17,6 @@
 //! nothing left for the layer to frame. Use one of the two ways above for the SSE route;
 //! tower-http's layers (trace, CORS, timeouts) go around the router as usual.
 //!
-//! The `axum` feature needs Rust 1.78, axum-core's minimum.
-//!
 //! # Example: a handler
 //!
 //! ```

@@ -18,8 +18,8 @@
 //! the caller's back and an outage surfaces as a [`PublishError`]. (fred re-sends commands
 //! after a reconnect unless told not to, and brings its own pooling and runtime layer this
 //! log does not need.) A plain multiplexed connection of the same crate is the reader's
-//! dedicated blocking connection. The cost: redis-rs 1.x needs Rust 1.88, so the `redis`
-//! feature does too. No type of it appears in this crate's API.
+//! dedicated blocking connection. The cost: a newer Rust than the rest of the crate needs
+//! (the README's feature table says which). No type of it appears in this crate's API.
 
 mod error;
 mod id;
