@@ -31,7 +31,7 @@ use divan::counter::{BytesCount, ItemsCount};
 use divan::Bencher;
 use eventsource_stream::Eventsource;
 use futures_util::{stream, FutureExt, StreamExt};
-use tower_sse::decode::{DecodeStream, Decoder, Item};
+use tower_sse::decode::{DecodeStream, Decoded, Decoder};
 
 #[global_allocator]
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
@@ -117,7 +117,7 @@ fn tower_sse_stream(chunks: &[Bytes]) -> u64 {
     DecodeStream::new(source(chunks))
         .fold(0, |events, item| async move {
             match item.unwrap() {
-                Item::Event(event) => {
+                Decoded::Event(event) => {
                     divan::black_box(&event);
                     events + 1
                 }
@@ -135,7 +135,7 @@ fn tower_sse_core(chunks: &[Bytes]) -> u64 {
     for chunk in chunks {
         decoder.push(chunk);
         while let Some(item) = decoder.next_item().unwrap() {
-            if let Item::Event(event) = item {
+            if let Decoded::Event(event) = item {
                 divan::black_box(&event);
                 events += 1;
             }

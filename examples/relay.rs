@@ -27,7 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_sse::decode::{DecodeBody, Decoder, Item, MessageEvent};
+use tower_sse::decode::{DecodeBody, Decoded, Decoder, MessageEvent};
 use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer, LAST_EVENT_ID};
 
 mod support;
@@ -300,7 +300,7 @@ impl Relay {
                     }
                 },
                 State::Connected(mut events) => match events.next().await {
-                    Some(Ok(Item::Event(event))) => {
+                    Some(Ok(Decoded::Event(event))) => {
                         let done = event.event_type() == "done";
                         self.state = if done {
                             State::Done

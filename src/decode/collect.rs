@@ -7,7 +7,7 @@ use std::time::Duration;
 use http_body::Body;
 
 use super::error::DecodeError;
-use super::event::{Item, MessageEvent};
+use super::event::{Decoded, MessageEvent};
 use super::parser::Decoder;
 use super::stream::push_buf;
 use crate::error::BoxError;
@@ -25,7 +25,7 @@ use crate::error::BoxError;
 /// use futures_util::stream;
 /// use http::{Request, Response};
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_sse::decode::{self, Ended};
+/// use tower_sse::decode::{self, CollectEnd};
 /// use tower_sse::{Event, SseLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -39,7 +39,7 @@ use crate::error::BoxError;
 ///
 /// let response = service.oneshot(Request::new(())).await.unwrap();
 /// let collected = decode::collect(response.into_body()).await;
-/// assert!(matches!(collected.ended, Ended::Cleanly));
+/// assert!(matches!(collected.ended, CollectEnd::Cleanly));
 /// assert_eq!(collected.data(), ["hi", "hi"]);
 /// assert_eq!(collected.ids(), ["1", "2"]);
 /// assert_eq!(collected.events[0].event_type(), "tick");
@@ -64,7 +64,7 @@ where
 /// use futures_util::stream;
 /// use http::{Request, Response};
 /// use tower::{ServiceBuilder, ServiceExt};
-/// use tower_sse::decode::{Collector, Decoder, Ended};
+/// use tower_sse::decode::{Collector, Decoder, CollectEnd};
 /// use tower_sse::{Event, SseLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -82,7 +82,7 @@ where
 ///     .decoder(Decoder::new().comments(true))
 ///     .collect(response.into_body())
 ///     .await;
-/// assert!(matches!(collected.ended, Ended::MaxEvents));
+/// assert!(matches!(collected.ended, CollectEnd::MaxEvents));
 /// assert_eq!(collected.ids(), ["0", "1", "2"]);
 /// // The layer opens every stream with an empty comment.
 /// assert_eq!(collected.comments, [""]);
@@ -107,7 +107,7 @@ impl Collector {
         self
     }
 
-    /// Stops once `n` events are collected, dropping the body ([`Ended::MaxEvents`]).
+    /// Stops once `n` events are collected, dropping the body ([`CollectEnd::MaxEvents`]).
     pub fn max_events(mut self, n: usize) -> Self {
         self.max_events = Some(n);
         self
@@ -126,14 +126,14 @@ impl Collector {
         let ended = 'read: loop {
             loop {
                 if self.max_events.is_some_and(|max| events.len() >= max) {
-                    break 'read Ended::MaxEvents;
+                    break 'read CollectEnd::MaxEvents;
                 }
                 match decoder.next_item() {
-                    Ok(Some(Item::Event(event))) => events.push(event),
-                    Ok(Some(Item::Comment(text))) => comments.push(text),
+                    Ok(Some(Decoded::Event(event))) => events.push(event),
+                    Ok(Some(Decoded::Comment(text))) => comments.push(text),
                     Ok(Some(_)) => {}
                     Ok(None) => break,
-                    Err(error) => break 'read Ended::Error(error),
+                    Err(error) => break 'read CollectEnd::Error(error),
                 }
             }
             match poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
@@ -142,10 +142,10 @@ impl Collector {
                         push_buf(&mut decoder, data);
                     }
                 }
-                Some(Err(error)) => break Ended::Error(DecodeError::body(error)),
+                Some(Err(error)) => break CollectEnd::Error(DecodeError::body(error)),
                 None => match decoder.finish() {
-                    0 => break Ended::Cleanly,
-                    discarded => break Ended::MidEvent { discarded },
+                    0 => break CollectEnd::Cleanly,
+                    discarded => break CollectEnd::MidEvent { discarded },
                 },
             }
         };
@@ -173,7 +173,7 @@ pub struct Collected {
     /// The last event id a reconnecting client would send.
     pub last_event_id: String,
     /// How the body ended.
-    pub ended: Ended,
+    pub ended: CollectEnd,
 }
 
 impl Collected {
@@ -194,7 +194,7 @@ impl Collected {
 /// How a collected body ended.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Ended {
+pub enum CollectEnd {
     /// The body ended at an event boundary.
     Cleanly,
     /// The body ended in the middle of an event, which was discarded.
@@ -208,7 +208,7 @@ pub enum Ended {
     MaxEvents,
 }
 
-impl Ended {
+impl CollectEnd {
     /// Whether the body ended at an event boundary.
     pub fn is_clean(&self) -> bool {
         matches!(self, Self::Cleanly)

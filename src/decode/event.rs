@@ -1,4 +1,4 @@
-//! What the decoder yields: [`MessageEvent`]s, and the [`Item`]s around them.
+//! What the decoder yields: [`MessageEvent`]s, and the [`Decoded`] items around them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -68,7 +68,7 @@ impl fmt::Debug for MessageEvent {
 /// One thing the decoder read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Item {
+pub enum Decoded {
     /// A blank line dispatched an event.
     Event(MessageEvent),
     /// A valid `retry` field set the reconnection time, in whole milliseconds. It applies
@@ -80,7 +80,7 @@ pub enum Item {
     Comment(String),
 }
 
-impl Item {
+impl Decoded {
     /// The event, if this item is one.
     pub fn into_event(self) -> Option<MessageEvent> {
         match self {

@@ -5,7 +5,7 @@
 //! exactly as the browser's `EventSource` does (WHATWG HTML, "Interpreting an event
 //! stream"), in bounded memory:
 //!
-//! - [`Decoder`]: the sans-I/O core. Push bytes in chunks cut anywhere, pull [`Item`]s.
+//! - [`Decoder`]: the sans-I/O core. Push bytes in chunks cut anywhere, pull [`Decoded`] items.
 //! - [`DecodeBody`] and [`DecodeStream`]: the decoder over an [`http_body::Body`] (a hyper
 //!   client's response) or over a `Stream` of byte chunks, as a `Stream` of items.
 //! - [`collect`] and [`Collector`]: a whole response body as events and how it ended, for
@@ -14,14 +14,14 @@
 //! # What comes out
 //!
 //! A blank line dispatches a [`MessageEvent`] (type, data, last event id) as
-//! [`Item::Event`]. A valid `retry` field is reported at once as [`Item::Retry`], as the
+//! [`Decoded::Event`]. A valid `retry` field is reported at once as [`Decoded::Retry`], as the
 //! browser applies it at once, and the last one is kept by [`Decoder::retry`]. Comments are
-//! skipped unless [`Decoder::comments`] asks for [`Item::Comment`]s. The last event id is
+//! skipped unless [`Decoder::comments`] asks for [`Decoded::Comment`]s. The last event id is
 //! on every event and on [`Decoder::last_event_id`], which also follows blocks that set an
 //! id without dispatching.
 //!
 //! At the end of the stream an unfinished event is discarded, as the standard says;
-//! [`Decoder::finish`] reports how many bytes that was, and [`Ended::MidEvent`] says so.
+//! [`Decoder::finish`] reports how many bytes that was, and [`CollectEnd::MidEvent`] says so.
 //!
 //! # Limits
 //!
@@ -33,7 +33,7 @@
 //!
 //! ```
 //! use futures_util::{stream, StreamExt};
-//! use tower_sse::decode::{DecodeStream, Decoder, Item};
+//! use tower_sse::decode::{DecodeStream, Decoder, Decoded};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
@@ -42,8 +42,8 @@
 //! let source = stream::iter(chunks).map(Ok::<_, std::io::Error>);
 //! let mut items = DecodeStream::with_decoder(source, Decoder::new().max_line_len(4096));
 //!
-//! assert_eq!(items.next().await.transpose()?, Some(Item::Retry(std::time::Duration::from_millis(500))));
-//! let Some(Item::Event(event)) = items.next().await.transpose()? else { panic!() };
+//! assert_eq!(items.next().await.transpose()?, Some(Decoded::Retry(std::time::Duration::from_millis(500))));
+//! let Some(Decoded::Event(event)) = items.next().await.transpose()? else { panic!() };
 //! assert_eq!((event.event_type(), event.data(), event.last_event_id()), ("message", "a", "1"));
 //! assert!(items.next().await.is_none());
 //! # Ok(())
@@ -56,8 +56,8 @@ mod event;
 mod parser;
 mod stream;
 
-pub use collect::{collect, Collected, Collector, Ended};
+pub use collect::{collect, CollectEnd, Collected, Collector};
 pub use error::DecodeError;
-pub use event::{Item, MessageEvent};
+pub use event::{Decoded, MessageEvent};
 pub use parser::{Decoder, DEFAULT_MAX_EVENT_LEN, DEFAULT_MAX_LINE_LEN};
 pub use stream::{DecodeBody, DecodeStream};

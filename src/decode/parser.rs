@@ -1,5 +1,5 @@
 //! The sans-I/O core: [`Decoder`] takes bytes with [`push`](Decoder::push) and gives
-//! [`Item`]s from [`next_item`](Decoder::next_item), following the WHATWG HTML standard,
+//! [`Decoded`] items from [`next_item`](Decoder::next_item), following the WHATWG HTML standard,
 //! "Server-sent events", section "Interpreting an event stream".
 //!
 //! Lines are found with `memchr` over the buffered bytes and interpreted in place: no
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::DecodeError;
-use super::event::{Item, MessageEvent};
+use super::event::{Decoded, MessageEvent};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -48,17 +48,17 @@ const MAX_DATA_HINT: usize = 64 * 1024;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_sse::decode::{Decoder, Item};
+/// use tower_sse::decode::{Decoder, Decoded};
 ///
 /// let mut decoder = Decoder::new();
 /// // A CRLF cut between two chunks is one line break.
 /// decoder.push(b"retry: 2000\r\nid: 7\r");
 /// decoder.push(b"\nevent: token\ndata: Hel");
-/// assert_eq!(decoder.next_item()?, Some(Item::Retry(Duration::from_secs(2))));
+/// assert_eq!(decoder.next_item()?, Some(Decoded::Retry(Duration::from_secs(2))));
 /// assert_eq!(decoder.next_item()?, None); // needs more bytes
 ///
 /// decoder.push(b"lo\ndata: world\n\n");
-/// let Some(Item::Event(event)) = decoder.next_item()? else { panic!("no event") };
+/// let Some(Decoded::Event(event)) = decoder.next_item()? else { panic!("no event") };
 /// assert_eq!(event.event_type(), "token");
 /// assert_eq!(event.data(), "Hello\nworld");
 /// assert_eq!(event.last_event_id(), "7");
@@ -73,13 +73,13 @@ const MAX_DATA_HINT: usize = 64 * 1024;
 #[derive(Clone)]
 #[must_use]
 pub struct Decoder {
-    config: Config,
+    config: DecoderConfig,
     lines: Lines,
     state: State,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Config {
+struct DecoderConfig {
     max_line_len: usize,
     max_event_len: usize,
     comments: bool,
@@ -125,7 +125,7 @@ impl Decoder {
     pub fn new() -> Self {
         let empty: Arc<str> = Arc::from("");
         Self {
-            config: Config {
+            config: DecoderConfig {
                 max_line_len: DEFAULT_MAX_LINE_LEN,
                 max_event_len: DEFAULT_MAX_EVENT_LEN,
                 comments: false,
@@ -160,7 +160,7 @@ impl Decoder {
         self
     }
 
-    /// Whether to yield comment lines as [`Item::Comment`] (off by default: the browser
+    /// Whether to yield comment lines as [`Decoded::Comment`] (off by default: the browser
     /// ignores them, and servers send them as keep-alives).
     pub fn comments(mut self, yield_comments: bool) -> Self {
         self.config.comments = yield_comments;
@@ -207,7 +207,7 @@ impl Decoder {
     ///
     /// When a limit is exceeded. The decoder then yields nothing more until
     /// [`finish`](Self::finish).
-    pub fn next_item(&mut self) -> Result<Option<Item>, DecodeError> {
+    pub fn next_item(&mut self) -> Result<Option<Decoded>, DecodeError> {
         if self.state.failed {
             return Ok(None);
         }
@@ -223,7 +223,7 @@ impl Decoder {
         }
     }
 
-    fn read(&mut self) -> Result<Option<Item>, DecodeError> {
+    fn read(&mut self) -> Result<Option<Decoded>, DecodeError> {
         let config = self.config;
         let lines = &mut self.lines;
         loop {
@@ -354,18 +354,18 @@ impl State {
         &mut self,
         line: &[u8],
         line_break: usize,
-        config: &Config,
-    ) -> Result<Option<Item>, DecodeError> {
+        config: &DecoderConfig,
+    ) -> Result<Option<Decoded>, DecodeError> {
         if line.is_empty() {
             self.block_len = 0;
-            return Ok(self.dispatch().map(Item::Event));
+            return Ok(self.dispatch().map(Decoded::Event));
         }
         self.block_len = self.block_len.saturating_add(line.len() + line_break);
         let (name, value) = match memchr::memchr(b':', line) {
             Some(0) => {
                 return Ok(config
                     .comments
-                    .then(|| Item::Comment(to_string(strip_space(&line[1..])).into_owned())));
+                    .then(|| Decoded::Comment(to_string(strip_space(&line[1..])).into_owned())));
             }
             Some(colon) => (&line[..colon], strip_space(&line[colon + 1..])),
             // The whole line is the field name, and the value is empty.
@@ -407,7 +407,7 @@ impl State {
                 });
                 let retry = Duration::from_millis(millis);
                 self.retry = Some(retry);
-                return Ok(Some(Item::Retry(retry)));
+                return Ok(Some(Decoded::Retry(retry)));
             }
             _ => {}
         }
@@ -461,7 +461,7 @@ mod tests {
     use super::*;
 
     /// (type, data, last event id) of each event, plus the retry items, from `chunks`.
-    fn decode_with(decoder: &mut Decoder, chunks: &[&[u8]]) -> Vec<Item> {
+    fn decode_with(decoder: &mut Decoder, chunks: &[&[u8]]) -> Vec<Decoded> {
         let mut items = Vec::new();
         for chunk in chunks {
             decoder.push(chunk);
@@ -475,7 +475,7 @@ mod tests {
     fn events(chunks: &[&[u8]]) -> Vec<(String, String, String)> {
         decode_with(&mut Decoder::new(), chunks)
             .into_iter()
-            .filter_map(Item::into_event)
+            .filter_map(Decoded::into_event)
             .map(|e| {
                 let t = e.event_type().to_owned();
                 (t, e.data.clone(), e.last_event_id().to_owned())
@@ -579,7 +579,7 @@ mod tests {
             let mut decoder = Decoder::new();
             let items = decode_with(&mut decoder, &[input]);
             let last_item = items.iter().rev().find_map(|item| match item {
-                Item::Retry(retry) => Some(*retry),
+                Decoded::Retry(retry) => Some(*retry),
                 _ => None,
             });
             assert_eq!(last_item, decoder.retry());
@@ -624,7 +624,7 @@ mod tests {
             &mut decoder,
             &[b"id: 7\n\ndata: a\n\nid: 8\ndata: b\n\ndata: c\n\nid: 9\n\n"],
         );
-        let events: Vec<_> = items.into_iter().filter_map(Item::into_event).collect();
+        let events: Vec<_> = items.into_iter().filter_map(Decoded::into_event).collect();
         let ids: Vec<_> = events.iter().map(|e| (e.last_event_id(), e.id())).collect();
         assert_eq!(ids, [("7", None), ("8", Some("8")), ("8", None)]);
         assert_eq!(decoder.last_event_id(), "9");
@@ -656,7 +656,7 @@ mod tests {
         let comments: Vec<_> = items
             .iter()
             .filter_map(|item| match item {
-                Item::Comment(text) => Some(text.as_str()),
+                Decoded::Comment(text) => Some(text.as_str()),
                 _ => None,
             })
             .collect();
@@ -703,7 +703,7 @@ mod tests {
         assert_eq!(decoder.last_event_id(), "1");
         // The next stream may start with a BOM again, and carries the id over.
         let items = decode_with(&mut decoder, &[b"\xEF\xBB\xBFdata: b\n\n"]);
-        let event = items.into_iter().find_map(Item::into_event).unwrap();
+        let event = items.into_iter().find_map(Decoded::into_event).unwrap();
         assert_eq!((event.data(), event.last_event_id()), ("b", "1"));
     }
 
@@ -711,7 +711,7 @@ mod tests {
     fn initial_last_event_id_is_carried() {
         let mut decoder = Decoder::new().initial_last_event_id("41");
         let items = decode_with(&mut decoder, &[b"data: a\n\n"]);
-        let event = items.into_iter().find_map(Item::into_event).unwrap();
+        let event = items.into_iter().find_map(Decoded::into_event).unwrap();
         assert_eq!((event.last_event_id(), event.id()), ("41", None));
         let decoder = Decoder::new().initial_last_event_id("a\0");
         assert_eq!(decoder.last_event_id(), "");

@@ -1,4 +1,4 @@
-//! Adapters from a byte source to a [`Stream`] of decoded [`Item`]s: [`DecodeStream`] for
+//! Adapters from a byte source to a [`Stream`] of [`Decoded`] items: [`DecodeStream`] for
 //! a `Stream` of byte chunks, [`DecodeBody`] for an [`http_body::Body`].
 
 use std::fmt;
@@ -11,12 +11,12 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 
 use super::error::DecodeError;
-use super::event::Item;
+use super::event::Decoded;
 use super::parser::Decoder;
 use crate::error::BoxError;
 
 pin_project! {
-    /// A [`Stream`] of [`Item`]s decoded from a `Stream<Item = Result<B, E>>` of byte
+    /// A [`Stream`] of [`Decoded`] items decoded from a `Stream<Item = Result<B, E>>` of byte
     /// chunks (`B: AsRef<[u8]>`, such as `Bytes`).
     ///
     /// An error from the source ends the stream with [`DecodeError::Body`], its cause
@@ -28,7 +28,7 @@ pin_project! {
     /// ```
     /// use bytes::Bytes;
     /// use futures_util::{stream, StreamExt, TryStreamExt};
-    /// use tower_sse::decode::{DecodeStream, Item};
+    /// use tower_sse::decode::{DecodeStream, Decoded};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
@@ -88,7 +88,7 @@ where
     B: AsRef<[u8]>,
     E: Into<BoxError>,
 {
-    type Item = Result<Item, DecodeError>;
+    type Item = Result<Decoded, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
@@ -110,7 +110,7 @@ impl<S> fmt::Debug for DecodeStream<S> {
 }
 
 pin_project! {
-    /// A [`Stream`] of [`Item`]s decoded from an [`http_body::Body`], such as a hyper
+    /// A [`Stream`] of [`Decoded`] items decoded from an [`http_body::Body`], such as a hyper
     /// client's response body. Trailers are ignored.
     ///
     /// A body error ends the stream with [`DecodeError::Body`], its cause behind
@@ -122,13 +122,13 @@ pin_project! {
     /// ```
     /// use futures_util::StreamExt;
     /// use http_body_util::Full;
-    /// use tower_sse::decode::{DecodeBody, Item};
+    /// use tower_sse::decode::{DecodeBody, Decoded};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), tower_sse::decode::DecodeError> {
     /// let body = Full::new(bytes::Bytes::from_static(b"event: token\ndata: Hi\n\n"));
     /// let mut items = DecodeBody::new(body);
-    /// let Some(Item::Event(event)) = items.next().await.transpose()? else { panic!() };
+    /// let Some(Decoded::Event(event)) = items.next().await.transpose()? else { panic!() };
     /// assert_eq!((event.event_type(), event.data()), ("token", "Hi"));
     /// assert!(items.next().await.is_none());
     /// # Ok(())
@@ -178,7 +178,7 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    type Item = Result<Item, DecodeError>;
+    type Item = Result<Decoded, DecodeError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
@@ -229,7 +229,7 @@ fn poll_decoded<E: Into<BoxError>>(
     done: &mut bool,
     decoder: &mut Decoder,
     mut poll_source: impl FnMut(&mut Decoder) -> Poll<Option<Result<(), E>>>,
-) -> Poll<Option<Result<Item, DecodeError>>> {
+) -> Poll<Option<Result<Decoded, DecodeError>>> {
     loop {
         if *done {
             return Poll::Ready(None);

@@ -18,7 +18,8 @@ use proptest::sample::Index;
 use proptest::test_runner::TestCaseResult;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_sse::decode::{
-    self, Collector, DecodeBody, DecodeError, DecodeStream, Decoder, Ended, Item, MessageEvent,
+    self, CollectEnd, Collector, DecodeBody, DecodeError, DecodeStream, Decoded, Decoder,
+    MessageEvent,
 };
 use tower_sse::{Event, SseLayer};
 
@@ -28,7 +29,7 @@ use whatwg::DispatchedEvent;
 fn decode_chunks<B: AsRef<[u8]>>(
     decoder: &mut Decoder,
     chunks: &[B],
-) -> (Vec<Item>, Option<DecodeError>) {
+) -> (Vec<Decoded>, Option<DecodeError>) {
     let mut items = Vec::new();
     for chunk in chunks {
         decoder.push(chunk.as_ref());
@@ -53,12 +54,12 @@ fn as_dispatched(event: &MessageEvent) -> DispatchedEvent {
 }
 
 /// The items as the reference parser reports them: events, and the last retry in ms.
-fn as_parsed(items: &[Item]) -> whatwg::Parsed {
+fn as_parsed(items: &[Decoded]) -> whatwg::Parsed {
     let mut parsed = whatwg::Parsed::default();
     for item in items {
         match item {
-            Item::Event(event) => parsed.events.push(as_dispatched(event)),
-            Item::Retry(retry) => parsed.retry = Some(retry.as_millis() as u64),
+            Decoded::Event(event) => parsed.events.push(as_dispatched(event)),
+            Decoded::Retry(retry) => parsed.retry = Some(retry.as_millis() as u64),
             _ => {}
         }
     }
@@ -70,7 +71,7 @@ fn as_parsed(items: &[Item]) -> whatwg::Parsed {
 fn parse_chunks<B: AsRef<[u8]>>(chunks: &[B]) -> whatwg::Parsed {
     let (items, error) = decode_chunks(&mut Decoder::new(), chunks);
     assert!(error.is_none(), "{error:?}");
-    let via_stream: Vec<Item> = DecodeStream::new(stream::iter(
+    let via_stream: Vec<Decoded> = DecodeStream::new(stream::iter(
         chunks
             .iter()
             .map(|chunk| Ok::<_, Infallible>(Bytes::copy_from_slice(chunk.as_ref()))),
@@ -139,10 +140,10 @@ fn line_ends_crlf_lf_cr_also_across_chunks() {
     // A CR ends its line at once: the event is out before the next byte arrives.
     let mut decoder = Decoder::new();
     decoder.push(b"data: a\r\r");
-    assert!(matches!(decoder.next_item(), Ok(Some(Item::Event(_)))));
+    assert!(matches!(decoder.next_item(), Ok(Some(Decoded::Event(_)))));
     // And the LF of that CRLF, arriving next, is no second blank line.
     decoder.push(b"\ndata: b\n\n");
-    let Ok(Some(Item::Event(event))) = decoder.next_item() else {
+    let Ok(Some(Decoded::Event(event))) = decoder.next_item() else {
         panic!("no second event")
     };
     assert_eq!(event.data(), "b");
@@ -264,8 +265,8 @@ fn event_ids_and_comments_through_the_public_api() {
         &[b": keep-alive\nid: 5\ndata: x\n\ndata: y\n\n"],
     );
     assert!(error.is_none());
-    assert_eq!(items[0], Item::Comment("keep-alive".to_owned()));
-    let events: Vec<_> = items.into_iter().filter_map(Item::into_event).collect();
+    assert_eq!(items[0], Decoded::Comment("keep-alive".to_owned()));
+    let events: Vec<_> = items.into_iter().filter_map(Decoded::into_event).collect();
     assert_eq!(events[0].id(), Some("5"));
     assert_eq!(events[1].id(), None);
     assert_eq!(events[1].last_event_id(), "5");
@@ -328,7 +329,7 @@ async fn body_error_passes_through_as_source() {
         Err(std::io::Error::other("connection reset")),
     ]);
     let mut items = DecodeBody::new(StreamBody::new(frames));
-    assert!(matches!(items.next().await, Some(Ok(Item::Event(_)))));
+    assert!(matches!(items.next().await, Some(Ok(Decoded::Event(_)))));
     let error = items.next().await.unwrap().unwrap_err();
     assert!(matches!(error, DecodeError::Body(_)));
     assert_eq!(error.to_string(), "event stream body failed");
@@ -345,7 +346,7 @@ async fn stream_error_passes_through_as_source() {
         Err(std::io::Error::other("boom")),
     ]);
     let items: Vec<_> = DecodeStream::new(chunks).collect().await;
-    assert!(matches!(items[0], Ok(Item::Event(_))));
+    assert!(matches!(items[0], Ok(Decoded::Event(_))));
     let error = items[1].as_ref().unwrap_err();
     assert_eq!(
         std::error::Error::source(error).unwrap().to_string(),
@@ -418,7 +419,7 @@ async fn collect_reports_events_retry_and_a_clean_end() {
 async fn collect_stops_at_max_events() {
     let events = (0..10).map(|n| Event::new().id_u64(n).data("x")).collect();
     let collected = collect_from_stack(events, Collector::new().max_events(3)).await;
-    assert!(matches!(collected.ended, Ended::MaxEvents));
+    assert!(matches!(collected.ended, CollectEnd::MaxEvents));
     assert_eq!(collected.ids(), ["0", "1", "2"]);
 }
 
@@ -427,7 +428,10 @@ async fn collect_says_when_the_body_ends_mid_event() {
     let body = http_body_util::Full::new(Bytes::from_static(b"data: a\n\nid: 2\ndata: cut"));
     let collected = decode::collect(body).await;
     assert_eq!(collected.data(), ["a"]);
-    assert!(matches!(collected.ended, Ended::MidEvent { discarded: 15 }));
+    assert!(matches!(
+        collected.ended,
+        CollectEnd::MidEvent { discarded: 15 }
+    ));
     // The unfinished block's id never took effect.
     assert_eq!(collected.last_event_id, "");
 }
@@ -442,7 +446,7 @@ async fn collect_reports_body_and_limit_errors() {
     assert_eq!(collected.data(), ["a"]);
     assert!(matches!(
         collected.ended,
-        Ended::Error(DecodeError::Body(_))
+        CollectEnd::Error(DecodeError::Body(_))
     ));
 
     let collector = Collector::new().decoder(Decoder::new().max_line_len(8));
@@ -451,7 +455,7 @@ async fn collect_reports_body_and_limit_errors() {
     assert_eq!(collected.data(), ["a"]);
     assert!(matches!(
         collected.ended,
-        Ended::Error(DecodeError::LineTooLong { limit: 8 })
+        CollectEnd::Error(DecodeError::LineTooLong { limit: 8 })
     ));
 }
 
@@ -762,17 +766,17 @@ enum Seen {
     Comment(String),
 }
 
-impl From<&Item> for Seen {
-    fn from(item: &Item) -> Self {
+impl From<&Decoded> for Seen {
+    fn from(item: &Decoded) -> Self {
         match item {
-            Item::Event(event) => Seen::Event {
+            Decoded::Event(event) => Seen::Event {
                 event_type: event.event_type().to_owned(),
                 data: event.data().to_owned(),
                 last_event_id: event.last_event_id().to_owned(),
                 id: event.id().map(str::to_owned),
             },
-            Item::Retry(retry) => Seen::Retry(*retry),
-            Item::Comment(text) => Seen::Comment(text.clone()),
+            Decoded::Retry(retry) => Seen::Retry(*retry),
+            Decoded::Comment(text) => Seen::Comment(text.clone()),
             other => panic!("unexpected item {other:?}"),
         }
     }
