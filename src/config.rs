@@ -68,21 +68,13 @@ impl Config {
     /// This configuration with `options` laid over it; what they leave unset stays.
     pub(crate) fn with_options(&self, options: &SseOptions) -> Self {
         let mut config = self.clone();
-        if let Some(keep_alive) = &options.keep_alive {
-            config.keep_alive.clone_from(keep_alive);
-        }
-        if let Some(max_duration) = options.max_duration {
-            config.max_duration = max_duration;
-        }
+        options.keep_alive.lay_over(&mut config.keep_alive);
+        options.max_duration.lay_over(&mut config.max_duration);
         if let Some(jitter) = options.max_duration_jitter {
             config.max_duration_jitter = jitter;
         }
-        if let Some(idle_timeout) = options.idle_timeout {
-            config.idle_timeout = idle_timeout;
-        }
-        if let Some(retry) = &options.retry {
-            config.retry.clone_from(retry);
-        }
+        options.idle_timeout.lay_over(&mut config.idle_timeout);
+        options.retry.lay_over(&mut config.retry);
         if let Some(opening_frame) = options.opening_frame {
             config.opening_frame = opening_frame;
         }
@@ -163,13 +155,33 @@ pub(crate) fn retry_frame(delay: Duration) -> Bytes {
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct SseOptions {
-    // `None`: the layer's setting; `Some(None)`: switched off for this response.
-    keep_alive: Option<Option<KeepAlive>>,
-    max_duration: Option<Option<Duration>>,
+    keep_alive: Setting<KeepAlive>,
+    max_duration: Setting<Duration>,
+    // A value, not a feature that can be off: `None` is the layer's.
     max_duration_jitter: Option<f64>,
-    idle_timeout: Option<Option<Duration>>,
-    retry: Option<Option<Bytes>>,
+    idle_timeout: Setting<Duration>,
+    retry: Setting<Bytes>,
     opening_frame: Option<bool>,
+}
+
+/// One switchable setting of a response: the layer's, switched off, or its own.
+#[derive(Debug, Clone, Default)]
+enum Setting<T> {
+    #[default]
+    Inherit,
+    Off,
+    Set(T),
+}
+
+impl<T: Clone> Setting<T> {
+    /// Lays this setting over the layer's `value`.
+    fn lay_over(&self, value: &mut Option<T>) {
+        match self {
+            Self::Inherit => {}
+            Self::Off => *value = None,
+            Self::Set(own) => *value = Some(own.clone()),
+        }
+    }
 }
 
 impl SseOptions {
@@ -180,26 +192,26 @@ impl SseOptions {
 
     /// Sets this response's keep-alive comment, interval and jitter.
     pub fn keep_alive(mut self, keep_alive: KeepAlive) -> Self {
-        self.keep_alive = Some(Some(keep_alive));
+        self.keep_alive = Setting::Set(keep_alive);
         self
     }
 
     /// Sends no keep-alive comments on this response.
     pub fn no_keep_alive(mut self) -> Self {
-        self.keep_alive = Some(None);
+        self.keep_alive = Setting::Off;
         self
     }
 
     /// Ends this response's stream after `max_duration`; see
     /// [`SseLayer::max_duration`](crate::SseLayer::max_duration).
     pub fn max_duration(mut self, max_duration: Duration) -> Self {
-        self.max_duration = Some(Some(max_duration));
+        self.max_duration = Setting::Set(max_duration);
         self
     }
 
     /// This response's stream has no lifetime limit, whatever the layer says.
     pub fn no_max_duration(mut self) -> Self {
-        self.max_duration = Some(None);
+        self.max_duration = Setting::Off;
         self
     }
 
@@ -212,25 +224,25 @@ impl SseOptions {
 
     /// Ends this response's stream when its source produces no item for `idle_timeout`.
     pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.idle_timeout = Some(Some(idle_timeout));
+        self.idle_timeout = Setting::Set(idle_timeout);
         self
     }
 
     /// This response's stream has no idle limit, whatever the layer says.
     pub fn no_idle_timeout(mut self) -> Self {
-        self.idle_timeout = Some(None);
+        self.idle_timeout = Setting::Off;
         self
     }
 
     /// Sends this `retry:` hint on this response; see [`SseLayer::retry`](crate::SseLayer::retry).
     pub fn retry(mut self, delay: Duration) -> Self {
-        self.retry = Some(Some(retry_frame(delay)));
+        self.retry = Setting::Set(retry_frame(delay));
         self
     }
 
     /// Sends no `retry:` hint on this response, whatever the layer says.
     pub fn no_retry(mut self) -> Self {
-        self.retry = Some(None);
+        self.retry = Setting::Off;
         self
     }
 
