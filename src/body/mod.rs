@@ -20,8 +20,13 @@ use crate::config::Config;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
 use crate::item::SseItem;
+use crate::jitter::{jittered, shortest};
 use crate::keep_alive::KeepAlive;
-use crate::time_limit::{jittered, shortest, EndReason};
+
+mod report;
+
+pub use report::EndReason;
+use report::Report;
 
 /// Most items taken from the source in one poll, so an always-ready source (or a run of
 /// skipped errors) cannot starve the other tasks on the runtime.
@@ -95,14 +100,7 @@ impl<St> SseBody<St> {
             last_frame_at: now,
             last_item_at: now,
             config,
-            report: Report {
-                span,
-                reason: None,
-                started_at: None,
-                events: 0,
-                bytes: 0,
-                keep_alives: 0,
-            },
+            report: Report::new(span),
         }
     }
 }
@@ -427,33 +425,6 @@ impl<St> fmt::Debug for SseBody<St> {
             .field("phase", &self.phase)
             .field("report", &self.report)
             .finish_non_exhaustive()
-    }
-}
-
-/// What one stream did; logged once, in the stream's span, when the body is dropped.
-#[derive(Debug)]
-struct Report {
-    span: Span,
-    reason: Option<EndReason>,
-    started_at: Option<Instant>,
-    events: u64,
-    bytes: u64,
-    keep_alives: u64,
-}
-
-impl Drop for Report {
-    fn drop(&mut self) {
-        let reason = self.reason.unwrap_or(EndReason::ClientGone);
-        let duration = self.started_at.map(|at| at.elapsed()).unwrap_or_default();
-        let _in_span = self.span.enter();
-        tracing::debug!(
-            reason = reason.as_str(),
-            events = self.events,
-            bytes = self.bytes,
-            keep_alives = self.keep_alives,
-            duration_ms = duration.as_millis() as u64,
-            "sse stream ended"
-        );
     }
 }
 
