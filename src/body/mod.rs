@@ -6,25 +6,25 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::sync::futures::OwnedNotified;
-use tokio::time::{sleep_until, Instant, Sleep};
+use tokio::time::Instant;
 use tracing::Span;
 
 use crate::config::Config;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
 use crate::item::SseItem;
-use crate::jitter::{jittered, shortest};
 use crate::keep_alive::KeepAlive;
 
+mod deadline;
 mod report;
 
+use deadline::{Deadline, Delay};
 pub use report::EndReason;
 use report::Report;
 
@@ -52,17 +52,16 @@ pin_project! {
     pub struct SseBody<St> {
         #[pin]
         stream: Option<St>,
-        // Timers and the shutdown signal are boxed, and only when configured: an idle
-        // connection then holds one boxed `Sleep` (the keep-alive), not three inline ones,
-        // which matters at tens of thousands of open streams.
-        lifetime: Option<Pin<Box<Sleep>>>,
-        idle: Option<Pin<Box<Sleep>>>,
-        keep_alive: Option<Pin<Box<Sleep>>>,
+        lifetime: Deadline,
+        // Counts from the last item, even a skipped one: it measures the source's silence.
+        idle: Deadline,
+        // Counts from the last frame: any frame keeps proxies from closing the connection.
+        keep_alive: Deadline,
+        // Boxed, and only when configured, as the deadlines' timers are: an idle stream
+        // then holds one boxed `Sleep` (the keep-alive) and no other timer state.
         shutdown: Option<Pin<Box<OwnedNotified>>>,
         phase: Phase,
         buf: BytesMut,
-        last_frame_at: Instant,
-        last_item_at: Instant,
         config: Arc<Config>,
         report: Report,
     }
@@ -88,17 +87,14 @@ impl<St> SseBody<St> {
     }
 
     fn with_phase(stream: Option<St>, phase: Phase, config: Arc<Config>, span: Span) -> Self {
-        let now = Instant::now();
         Self {
             stream,
-            lifetime: None,
-            idle: None,
-            keep_alive: None,
+            lifetime: Deadline::OFF,
+            idle: Deadline::OFF,
+            keep_alive: Deadline::OFF,
             shutdown: None,
             phase,
             buf: BytesMut::new(),
-            last_frame_at: now,
-            last_item_at: now,
             config,
             report: Report::new(span),
         }
@@ -118,22 +114,19 @@ impl<St> SseBodyProj<'_, St> {
     fn open(&mut self) -> Option<Bytes> {
         let now = Instant::now();
         let config = &**self.config;
-        if let Some(max) = config.max_duration {
-            let lifetime = jittered(max, config.max_duration_jitter);
-            arm(self.lifetime, now, lifetime);
+        if let Some(delay) = lifetime_delay(config) {
+            *self.lifetime = Deadline::start(now, delay);
         }
-        if let Some(idle) = config.idle_timeout {
-            arm(self.idle, now, idle);
+        if let Some(delay) = idle_delay(config) {
+            *self.idle = Deadline::start(now, delay);
         }
         if let Some(keep_alive) = &config.keep_alive {
             // Jittered, so that streams opened together do not all wake together.
-            arm(self.keep_alive, now, keep_alive_delay(keep_alive));
+            *self.keep_alive = Deadline::start(now, keep_alive_delay(keep_alive));
         }
         if let Some(shutdown) = &config.shutdown {
             *self.shutdown = Some(Box::pin(shutdown.notified()));
         }
-        *self.last_frame_at = now;
-        *self.last_item_at = now;
         *self.phase = Phase::Streaming;
         self.report.started_at = Some(now);
         if let Some(retry) = config.deferred_retry() {
@@ -162,9 +155,9 @@ impl<St> SseBodyProj<'_, St> {
         *self.phase = Phase::Done;
         self.report.reason = Some(reason);
         self.stream.set(None);
-        *self.lifetime = None;
-        *self.idle = None;
-        *self.keep_alive = None;
+        *self.lifetime = Deadline::OFF;
+        *self.idle = Deadline::OFF;
+        *self.keep_alive = Deadline::OFF;
         *self.shutdown = None;
     }
 
@@ -188,81 +181,22 @@ impl<St> SseBodyProj<'_, St> {
     }
 }
 
+/// How long a stream lives: `max_duration`, shortened by a random part of its jitter so
+/// that clients that connected together do not all reconnect together.
+fn lifetime_delay(config: &Config) -> Option<Delay> {
+    let max = config.max_duration?;
+    Some(Delay::jittered(max, config.max_duration_jitter))
+}
+
+/// How long the source may stay silent.
+fn idle_delay(config: &Config) -> Option<Delay> {
+    config.idle_timeout.map(Delay::exact)
+}
+
 /// How long after the last frame the first keep-alive of a silence goes out: a random point
 /// of `[(1 - jitter) * interval, interval]`, never later than the interval.
-fn keep_alive_delay(keep_alive: &KeepAlive) -> Duration {
-    jittered(keep_alive.interval, keep_alive.jitter)
-        .max(shortest(keep_alive.interval, keep_alive.jitter))
-}
-
-fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, now: Instant, after: Duration) {
-    // A deadline past the end of time is never reached: leave the timer off.
-    if let Some(deadline) = now.checked_add(after) {
-        *sleep = Some(Box::pin(sleep_until(deadline)));
-    }
-}
-
-/// Polls a timer that is reset lazily: frames only record when they were sent, and when the
-/// timer fires it checks the real deadline, re-arming itself if that lies ahead. This keeps
-/// timer-wheel updates off the per-event path.
-///
-/// Returns whether `since + after` has passed.
-fn poll_lazy(
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-    cx: &mut Context<'_>,
-    since: Instant,
-    after: Duration,
-) -> bool {
-    let Some(sleep) = sleep.as_mut() else {
-        return false;
-    };
-    if sleep.as_mut().poll(cx).is_pending() {
-        return false;
-    }
-    let Some(deadline) = since.checked_add(after) else {
-        return false;
-    };
-    if deadline <= Instant::now() {
-        return true;
-    }
-    sleep.as_mut().reset(deadline);
-    // Registers the waker for the new deadline; it lies ahead, so this is pending.
-    let _ = sleep.as_mut().poll(cx);
-    false
-}
-
-/// Polls the keep-alive timer, which is reset lazily as in [`poll_lazy`], with jitter.
-///
-/// A keep-alive is due once the stream has been silent for the shortest jittered delay.
-/// When the timer fires early because frames went out since it was armed, it re-arms at a
-/// fresh random point of the window after the last frame, at most one interval after it.
-/// So each silence draws its own delay, and the draw happens once per timer wake-up, never
-/// per event.
-fn poll_keep_alive(
-    sleep: &mut Option<Pin<Box<Sleep>>>,
-    cx: &mut Context<'_>,
-    since: Instant,
-    keep_alive: &KeepAlive,
-) -> bool {
-    let Some(sleep) = sleep.as_mut() else {
-        return false;
-    };
-    if sleep.as_mut().poll(cx).is_pending() {
-        return false;
-    }
-    let Some(earliest) = since.checked_add(shortest(keep_alive.interval, keep_alive.jitter)) else {
-        return false;
-    };
-    if earliest <= Instant::now() {
-        return true;
-    }
-    let Some(deadline) = since.checked_add(keep_alive_delay(keep_alive)) else {
-        return false;
-    };
-    sleep.as_mut().reset(deadline);
-    // Registers the waker for the new deadline; it lies ahead, so this is pending.
-    let _ = sleep.as_mut().poll(cx);
-    false
+fn keep_alive_delay(keep_alive: &KeepAlive) -> Delay {
+    Delay::jittered(keep_alive.interval, keep_alive.jitter)
 }
 
 impl<St> Body for SseBody<St>
@@ -299,8 +233,8 @@ where
             this.finish(EndReason::Shutdown);
             return this.flush_with(frame.unwrap_or_default());
         }
-        if let Some(lifetime) = this.lifetime.as_mut() {
-            if lifetime.as_mut().poll(cx).is_ready() {
+        if let Some(delay) = lifetime_delay(this.config) {
+            if this.lifetime.poll_expired(cx, delay).is_ready() {
                 this.finish(EndReason::MaxDuration);
                 return this.flush_with(Bytes::new());
             }
@@ -344,7 +278,7 @@ where
         // One clock read per poll that saw items, not one per item.
         let now = (items > 0).then(Instant::now);
         if let Some(now) = now {
-            *this.last_item_at = now;
+            this.idle.restart(now);
         }
         if let Some(reason) = source_end {
             this.finish(reason);
@@ -352,7 +286,7 @@ where
         if this.buf.len() > waiting {
             // Skipped items send nothing, so only a real frame restarts the keep-alive.
             if let Some(now) = now {
-                *this.last_frame_at = now;
+                this.keep_alive.restart(now);
             }
             let max_frame_bytes = this.config.max_frame_bytes;
             let full = this.buf.len() >= max_frame_bytes;
@@ -374,27 +308,20 @@ where
             return this.flush_with(Bytes::new());
         }
 
-        if let Some(idle) = this.config.idle_timeout {
-            if poll_lazy(this.idle, cx, *this.last_item_at, idle) {
+        if let Some(delay) = idle_delay(this.config) {
+            if this.idle.poll_expired(cx, delay).is_ready() {
                 this.finish(EndReason::IdleTimeout);
                 return this.flush_with(Bytes::new());
             }
         }
         if let Some(keep_alive) = &this.config.keep_alive {
-            if poll_keep_alive(this.keep_alive, cx, *this.last_frame_at, keep_alive) {
-                let now = Instant::now();
-                *this.last_frame_at = now;
+            let delay = keep_alive_delay(keep_alive);
+            if this.keep_alive.poll_expired(cx, delay).is_ready() {
                 this.report.keep_alives += 1;
                 let frame = keep_alive.frame.clone();
                 // Within one silence, keep-alives are one whole interval apart.
-                match now.checked_add(keep_alive.interval) {
-                    Some(next) => {
-                        if let Some(sleep) = this.keep_alive.as_mut() {
-                            sleep.as_mut().reset(next);
-                        }
-                    }
-                    None => *this.keep_alive = None,
-                }
+                this.keep_alive
+                    .restart_exact(Instant::now(), keep_alive.interval);
                 return this.flush_with(frame);
             }
         }
