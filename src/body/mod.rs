@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -109,6 +110,199 @@ impl<St> Default for SseBody<St> {
     }
 }
 
+/// What [`Body::poll_frame`] returns; a step that breaks returns it.
+type PollFrame = Poll<Option<Result<Frame<Bytes>, Infallible>>>;
+
+impl<St> Body for SseBody<St>
+where
+    St: Stream,
+    St::Item: SseItem,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().poll_steps(cx) {
+            ControlFlow::Break(frame) => frame,
+            ControlFlow::Continue(()) => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.phase == Phase::Done {
+            SizeHint::with_exact(0)
+        } else {
+            SizeHint::default()
+        }
+    }
+}
+
+/// The steps of a poll, in the order docs/architecture.md gives. Each one either breaks with
+/// what the poll returns, or lets the next one run.
+impl<St> SseBodyProj<'_, St>
+where
+    St: Stream,
+    St::Item: SseItem,
+{
+    fn poll_steps(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
+        // Before anything else: the timers must be armed before they are polled, and an
+        // ended body must not poll its source again.
+        self.poll_open()?;
+        // Before the source, so that a source that is always ready still ends on time; the
+        // shutdown first, so that a drain sends its farewell and spread-out retry hint even
+        // when the lifetime is up too.
+        self.poll_shutdown(cx)?;
+        self.poll_lifetime(cx)?;
+        // Before the idle and keep-alive timers: a ready item beats an expired timer, as in
+        // tower and tokio-stream, so a busy stream never sends a keep-alive or times out.
+        let source_ready = self.poll_source(cx)?;
+        // The idle timeout before the keep-alive: a stream that ends sends no keep-alive first.
+        self.poll_idle(cx)?;
+        self.poll_keep_alive(cx)?;
+        if source_ready {
+            // The source is still ready but gave nothing to send: come back after others ran.
+            cx.waker().wake_by_ref();
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The first poll arms the timers and sends the opening frame, if there is one; a body
+    /// that has ended sends nothing more.
+    fn poll_open(&mut self) -> ControlFlow<PollFrame> {
+        match *self.phase {
+            Phase::Done => ControlFlow::Break(Poll::Ready(None)),
+            Phase::Streaming => ControlFlow::Continue(()),
+            Phase::Opening => match self.open() {
+                Some(opening) => ControlFlow::Break(self.data_frame(opening)),
+                // No opening frame: go on and poll the source at once.
+                None => ControlFlow::Continue(()),
+            },
+        }
+    }
+
+    /// Once the server's [`Shutdown`](crate::Shutdown) is triggered, ends the stream with its
+    /// drain frame.
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
+        if !self.shutdown_triggered(cx) {
+            return ControlFlow::Continue(());
+        }
+        let frame = self.config.shutdown.as_ref().map(|s| s.drain_frame());
+        ControlFlow::Break(self.end(EndReason::Shutdown, frame.unwrap_or_default()))
+    }
+
+    /// Ends the stream once it has lived its `max_duration`.
+    fn poll_lifetime(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
+        let Some(delay) = lifetime_delay(self.config) else {
+            return ControlFlow::Continue(());
+        };
+        if self.lifetime.poll_expired(cx, delay).is_pending() {
+            return ControlFlow::Continue(());
+        }
+        ControlFlow::Break(self.end(EndReason::MaxDuration, Bytes::new()))
+    }
+
+    /// Sends the items that are ready, as one frame; ends the stream after them if the source
+    /// ended or an item failed under [`OnItemError::End`].
+    ///
+    /// Continues with whether the source may still be ready: it used up the poll's budget
+    /// without giving anything to send.
+    fn poll_source(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame, bool> {
+        // Anything already in the buffer is a deferred hint, not an event.
+        let waiting = self.buf.len();
+        let (items, end) = self.encode_ready(cx);
+        // One clock read per poll that saw items, not one per item.
+        let now = (items > 0).then(Instant::now);
+        if let Some(now) = now {
+            self.idle.restart(now);
+        }
+        if let Some(reason) = end {
+            self.finish(reason);
+        }
+        if self.buf.len() > waiting {
+            // Skipped items send nothing, so only a real frame restarts the keep-alive.
+            if let Some(now) = now {
+                self.keep_alive.restart(now);
+            }
+            return ControlFlow::Break(self.send_buffer(end.is_none()));
+        }
+        if end.is_some() {
+            return ControlFlow::Break(self.flush_with(Bytes::new()));
+        }
+        ControlFlow::Continue(items == ITEMS_PER_POLL)
+    }
+
+    /// Ends the stream once the source has given no item for the idle timeout.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
+        let Some(delay) = idle_delay(self.config) else {
+            return ControlFlow::Continue(());
+        };
+        if self.idle.poll_expired(cx, delay).is_pending() {
+            return ControlFlow::Continue(());
+        }
+        ControlFlow::Break(self.end(EndReason::IdleTimeout, Bytes::new()))
+    }
+
+    /// Sends a keep-alive once the stream has sent no frame for the keep-alive's delay.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
+        let Some(keep_alive) = &self.config.keep_alive else {
+            return ControlFlow::Continue(());
+        };
+        let delay = keep_alive_delay(keep_alive);
+        if self.keep_alive.poll_expired(cx, delay).is_pending() {
+            return ControlFlow::Continue(());
+        }
+        self.report.keep_alives += 1;
+        let frame = keep_alive.frame.clone();
+        // Within one silence, keep-alives are one whole interval apart.
+        let interval = keep_alive.interval;
+        self.keep_alive.restart_exact(Instant::now(), interval);
+        ControlFlow::Break(self.flush_with(frame))
+    }
+
+    /// Encodes ready items into the buffer until none is ready, the frame is full or the
+    /// poll's budget is spent. Returns how many items it took, and why the source ended if
+    /// it did.
+    fn encode_ready(&mut self, cx: &mut Context<'_>) -> (usize, Option<EndReason>) {
+        let Some(mut stream) = self.stream.as_mut().as_pin_mut() else {
+            return (0, None);
+        };
+        let mut items = 0;
+        while items < ITEMS_PER_POLL {
+            let item = match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => item,
+                Poll::Ready(None) => return (items, Some(EndReason::SourceEnded)),
+                Poll::Pending => break,
+            };
+            items += 1;
+            match item.encode_into(self.buf) {
+                Ok(()) => self.report.events += 1,
+                Err(error) => {
+                    let policy = self.config.on_item_error;
+                    self.report.span.in_scope(|| {
+                        tracing::error!(error = %error, ?policy, "sse item failed");
+                    });
+                    if policy == OnItemError::End {
+                        return (items, Some(EndReason::ItemError));
+                    }
+                }
+            }
+            // Never wait for more items: this only bounds what is gathered from ready ones.
+            if self.buf.len() >= self.config.max_frame_bytes {
+                break;
+            }
+        }
+        (items, None)
+    }
+}
+
+/// What the steps share.
 impl<St> SseBodyProj<'_, St> {
     /// Arms the configured timers and returns the opening frame, if there is one.
     fn open(&mut self) -> Option<Bytes> {
@@ -136,9 +330,48 @@ impl<St> SseBodyProj<'_, St> {
         config.opening()
     }
 
+    /// Whether the server's [`Shutdown`](crate::Shutdown) has been triggered.
+    fn shutdown_triggered(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(notified) = self.shutdown.as_mut() else {
+            return false;
+        };
+        // The flag covers a trigger that came before this body subscribed.
+        notified.as_mut().poll(cx).is_ready()
+            || self
+                .config
+                .shutdown
+                .as_ref()
+                .is_some_and(|s| s.is_triggered())
+    }
+
+    /// Sends the buffer, a frame of events.
+    fn send_buffer(&mut self, more: bool) -> PollFrame {
+        let max_frame_bytes = self.config.max_frame_bytes;
+        let full = self.buf.len() >= max_frame_bytes;
+        let frame = self.buf.split().freeze();
+        if full && more {
+            // A source that fills one frame likely fills the next: room for a whole frame
+            // now is one allocation, where growing the buffer while encoding copies it
+            // several times. Quiet streams never fill a frame, so they never hold this room.
+            self.buf.reserve(
+                max_frame_bytes
+                    .saturating_add(max_frame_bytes / 4)
+                    .min(MAX_FRAME_RESERVE),
+            );
+        }
+        self.data_frame(frame)
+    }
+
+    /// Ends the body with `frame`, after what waits in the buffer.
+    fn end(&mut self, reason: EndReason, frame: Bytes) -> PollFrame {
+        self.finish(reason);
+        self.flush_with(frame)
+    }
+
     /// Sends what waits in the buffer (a deferred `retry:` hint) followed by `frame`; or the
-    /// end of the body if both are empty.
-    fn flush_with(&mut self, frame: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    /// end of the body if both are empty. So a deferred hint goes out with the first frame
+    /// of any kind, or alone just before the end.
+    fn flush_with(&mut self, frame: Bytes) -> PollFrame {
         if self.buf.is_empty() {
             if frame.is_empty() {
                 return Poll::Ready(None);
@@ -161,21 +394,7 @@ impl<St> SseBodyProj<'_, St> {
         *self.shutdown = None;
     }
 
-    /// Whether the server's [`Shutdown`](crate::Shutdown) has been triggered.
-    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(notified) = self.shutdown.as_mut() else {
-            return false;
-        };
-        // The flag covers a trigger that came before this body subscribed.
-        notified.as_mut().poll(cx).is_ready()
-            || self
-                .config
-                .shutdown
-                .as_ref()
-                .is_some_and(|s| s.is_triggered())
-    }
-
-    fn data_frame(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn data_frame(&mut self, bytes: Bytes) -> PollFrame {
         self.report.bytes += bytes.len() as u64;
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
@@ -197,153 +416,6 @@ fn idle_delay(config: &Config) -> Option<Delay> {
 /// of `[(1 - jitter) * interval, interval]`, never later than the interval.
 fn keep_alive_delay(keep_alive: &KeepAlive) -> Delay {
     Delay::jittered(keep_alive.interval, keep_alive.jitter)
-}
-
-impl<St> Body for SseBody<St>
-where
-    St: Stream,
-    St::Item: SseItem,
-{
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        match *this.phase {
-            Phase::Done => return Poll::Ready(None),
-            Phase::Opening => {
-                if let Some(opening) = this.open() {
-                    return this.data_frame(opening);
-                }
-                // No opening frame: go on and poll the source at once.
-            }
-            Phase::Streaming => {}
-        }
-
-        // Poll order: shutdown and lifetime first, so that a source that is always ready
-        // still ends on time; then the source, whose ready items beat the idle and
-        // keep-alive timers.
-        // A deferred `retry:` hint (no opening frame) goes out with the first frame of any
-        // kind, or alone just before the end.
-        if this.poll_shutdown(cx) {
-            let frame = this.config.shutdown.as_ref().map(|s| s.drain_frame());
-            this.finish(EndReason::Shutdown);
-            return this.flush_with(frame.unwrap_or_default());
-        }
-        if let Some(delay) = lifetime_delay(this.config) {
-            if this.lifetime.poll_expired(cx, delay).is_ready() {
-                this.finish(EndReason::MaxDuration);
-                return this.flush_with(Bytes::new());
-            }
-        }
-
-        // Anything already in the buffer is a deferred hint, not an event.
-        let waiting = this.buf.len();
-        let mut source_end = None;
-        let mut items = 0;
-        if let Some(mut stream) = this.stream.as_mut().as_pin_mut() {
-            while items < ITEMS_PER_POLL {
-                let item = match stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => item,
-                    Poll::Ready(None) => {
-                        source_end = Some(EndReason::SourceEnded);
-                        break;
-                    }
-                    Poll::Pending => break,
-                };
-                items += 1;
-                match item.encode_into(this.buf) {
-                    Ok(()) => this.report.events += 1,
-                    Err(error) => {
-                        let policy = this.config.on_item_error;
-                        this.report.span.in_scope(|| {
-                            tracing::error!(error = %error, ?policy, "sse item failed");
-                        });
-                        if this.config.on_item_error == OnItemError::End {
-                            source_end = Some(EndReason::ItemError);
-                            break;
-                        }
-                    }
-                }
-                // Never wait for more items: this only bounds what is gathered from ready ones.
-                if this.buf.len() >= this.config.max_frame_bytes {
-                    break;
-                }
-            }
-        }
-
-        // One clock read per poll that saw items, not one per item.
-        let now = (items > 0).then(Instant::now);
-        if let Some(now) = now {
-            this.idle.restart(now);
-        }
-        if let Some(reason) = source_end {
-            this.finish(reason);
-        }
-        if this.buf.len() > waiting {
-            // Skipped items send nothing, so only a real frame restarts the keep-alive.
-            if let Some(now) = now {
-                this.keep_alive.restart(now);
-            }
-            let max_frame_bytes = this.config.max_frame_bytes;
-            let full = this.buf.len() >= max_frame_bytes;
-            let frame = this.buf.split().freeze();
-            if full && source_end.is_none() {
-                // A source that fills one frame likely fills the next: room for a whole
-                // frame now is one allocation, where growing the buffer while encoding
-                // copies it several times. Quiet streams never fill a frame, so they never
-                // hold this room.
-                this.buf.reserve(
-                    max_frame_bytes
-                        .saturating_add(max_frame_bytes / 4)
-                        .min(MAX_FRAME_RESERVE),
-                );
-            }
-            return this.data_frame(frame);
-        }
-        if source_end.is_some() {
-            return this.flush_with(Bytes::new());
-        }
-
-        if let Some(delay) = idle_delay(this.config) {
-            if this.idle.poll_expired(cx, delay).is_ready() {
-                this.finish(EndReason::IdleTimeout);
-                return this.flush_with(Bytes::new());
-            }
-        }
-        if let Some(keep_alive) = &this.config.keep_alive {
-            let delay = keep_alive_delay(keep_alive);
-            if this.keep_alive.poll_expired(cx, delay).is_ready() {
-                this.report.keep_alives += 1;
-                let frame = keep_alive.frame.clone();
-                // Within one silence, keep-alives are one whole interval apart.
-                this.keep_alive
-                    .restart_exact(Instant::now(), keep_alive.interval);
-                return this.flush_with(frame);
-            }
-        }
-
-        if items == ITEMS_PER_POLL {
-            // The source is still ready but gave nothing to send: come back after others ran.
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        if self.phase == Phase::Done {
-            SizeHint::with_exact(0)
-        } else {
-            SizeHint::default()
-        }
-    }
 }
 
 impl<St> fmt::Debug for SseBody<St> {
