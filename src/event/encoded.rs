@@ -10,7 +10,6 @@ use bytes::BytesMut;
 use crate::encode;
 #[cfg(feature = "json")]
 use crate::error::EventError;
-use crate::event::Event;
 
 /// An event already framed as SSE bytes: encode once, then send the same [`Bytes`] to
 /// every subscriber without serializing again.
@@ -54,14 +53,9 @@ impl EncodedEvent {
     }
 
     /// Wraps bytes that already are one complete frame, written by this crate's encoder.
+    #[inline]
     pub(crate) fn from_frame(frame: Bytes) -> Self {
         Self(frame)
-    }
-}
-
-impl From<Event> for EncodedEvent {
-    fn from(event: Event) -> Self {
-        event.encode()
     }
 }
 

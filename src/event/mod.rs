@@ -1,4 +1,14 @@
 //! The [`Event`] builder and [`EncodedEvent`], an event framed once and sent many times.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `mod.rs` | [`Event`]: the builder, and the checks on `id` and `event` |
+//! | `fields.rs` | an event's framed field lines in wire order, and where each one lies |
+//! | `pool.rs` | the per-thread pool that recycles those buffers |
+//! | `encoded.rs` | [`EncodedEvent`]: one frame's bytes, shared by every client |
+//!
+//! Imports run one way: `mod.rs` builds into `fields` taken from the `pool`, and encodes
+//! into an `encoded` frame.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,9 +20,11 @@ use crate::encode::{self, COMMENT, DATA, EVENT, ID};
 use crate::error::EventError;
 
 mod encoded;
+mod fields;
 mod pool;
 
 pub use encoded::EncodedEvent;
+use fields::{Fields, COMMENT_FIELD, DATA_FIELD, EVENT_FIELD, ID_FIELD, RETRY_FIELD};
 
 /// One server-sent event: optional comment, `id`, `event` type, `retry` hint and data.
 ///
@@ -56,24 +68,6 @@ pub struct Event {
     /// set.
     fields: Option<Box<Fields>>,
 }
-
-/// What an [`Event`] keeps, recycled through the per-thread [`pool`].
-#[derive(Default)]
-struct Fields {
-    /// The frame's field lines in wire order (comment, id, event, retry, data), without
-    /// the blank line that ends the event.
-    buf: BytesMut,
-    /// How many bytes of `buf` each field takes, in that order; 0 when it is unset (a set
-    /// field always writes at least its name and a line end).
-    lens: [usize; FIELDS],
-}
-
-const FIELDS: usize = 5;
-const COMMENT_FIELD: usize = 0;
-const ID_FIELD: usize = 1;
-const EVENT_FIELD: usize = 2;
-const RETRY_FIELD: usize = 3;
-const DATA_FIELD: usize = 4;
 
 impl Event {
     /// An empty event; add fields with the builder methods.
@@ -171,9 +165,7 @@ impl Event {
     #[cfg(feature = "redis")]
     pub(crate) fn without_id(mut self) -> Self {
         if let Some(fields) = self.fields.as_deref_mut() {
-            let start = fields.start_of(ID_FIELD);
-            let len = std::mem::take(&mut fields.lens[ID_FIELD]);
-            cut(&mut fields.buf, start, len);
+            fields.remove(ID_FIELD);
         }
         self
     }
@@ -227,44 +219,10 @@ impl Event {
     }
 }
 
-impl Fields {
-    #[inline]
-    fn start_of(&self, field: usize) -> usize {
-        self.lens[..field].iter().sum()
+impl From<Event> for EncodedEvent {
+    fn from(event: Event) -> Self {
+        event.encode()
     }
-
-    #[inline]
-    fn set<E>(
-        &mut self,
-        field: usize,
-        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let end = self.buf.len();
-        if let Err(err) = write(&mut self.buf) {
-            self.buf.truncate(end);
-            return Err(err);
-        }
-        let new = self.buf.len() - end;
-        let start = self.start_of(field);
-        let old = std::mem::replace(&mut self.lens[field], new);
-        // Fields are usually set in wire order, once each: then the new lines already sit
-        // where they belong. Otherwise cut the old lines out and rotate the new ones in
-        // front of the fields that follow.
-        if old != 0 {
-            cut(&mut self.buf, start, old);
-        }
-        if start + old != end {
-            self.buf[start..].rotate_right(new);
-        }
-        Ok(())
-    }
-}
-
-/// Removes `len` bytes at `start`.
-fn cut(buf: &mut BytesMut, start: usize, len: usize) {
-    let total = buf.len();
-    buf.copy_within(start + len..total, start);
-    buf.truncate(total - len);
 }
 
 impl Clone for Event {
@@ -310,6 +268,7 @@ fn has_line_break(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::fields::FIELDS;
     use super::*;
 
     fn frame(event: &Event) -> String {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-use super::Fields;
+use super::fields::Fields;
 
 /// Buffers kept per thread: a stream that builds each event just before the body
 /// frames it needs one; the rest cover events built ahead of the body.
