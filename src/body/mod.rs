@@ -1,4 +1,12 @@
 //! [`SseBody`]: polls the stream, runs the timers, coalesces ready events into frames.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `mod.rs` | [`SseBody`]: constructors, the `Body` impl, `poll_frame` as its steps |
+//! | `deadline.rs` | `Deadline`: one lazily reset timer for the lifetime, idle and keep-alive |
+//! | `report.rs` | the per-stream log line, and [`EndReason`] |
+//!
+//! Imports run one way: `mod.rs` uses `deadline` and `report`, which use nothing of the body.
 
 use std::convert::Infallible;
 use std::fmt;
