@@ -99,6 +99,7 @@ mod error;
 mod event;
 mod future;
 mod item;
+mod jitter;
 mod keep_alive;
 mod last_event_id;
 mod layer;
@@ -106,9 +107,8 @@ mod maybe_stream;
 pub mod replay;
 mod service;
 mod shutdown;
-mod time_limit;
 
-pub use body::SseBody;
+pub use body::{EndReason, SseBody};
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
@@ -122,7 +122,6 @@ pub use layer::SseLayer;
 pub use maybe_stream::MaybeStream;
 pub use service::Sse;
 pub use shutdown::Shutdown;
-pub use time_limit::EndReason;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
 // the decoder, so they are compiled when it is built (`cargo test --all-features`).

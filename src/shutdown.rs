@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use crate::encode;
 use crate::event::Event;
-use crate::time_limit::jittered;
+use crate::jitter::jittered;
 
 /// A handle that ends every live SSE body it was given to, for graceful shutdown.
 ///

@@ -1,13 +1,30 @@
 //! The [`Event`] builder and [`EncodedEvent`], an event framed once and sent many times.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `mod.rs` | [`Event`]: the builder, and the checks on `id` and `event` |
+//! | `fields.rs` | an event's framed field lines in wire order, and where each one lies |
+//! | `pool.rs` | the per-thread pool that recycles those buffers |
+//! | `encoded.rs` | [`EncodedEvent`]: one frame's bytes, shared by every client |
+//!
+//! Imports run one way: `mod.rs` builds into `fields` taken from the `pool`, and encodes
+//! into an `encoded` frame.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use crate::encode::{self, COMMENT, DATA, EVENT, ID};
 use crate::error::EventError;
+
+mod encoded;
+mod fields;
+mod pool;
+
+pub use encoded::EncodedEvent;
+use fields::{Fields, COMMENT_FIELD, DATA_FIELD, EVENT_FIELD, ID_FIELD, RETRY_FIELD};
 
 /// One server-sent event: optional comment, `id`, `event` type, `retry` hint and data.
 ///
@@ -51,24 +68,6 @@ pub struct Event {
     /// set.
     fields: Option<Box<Fields>>,
 }
-
-/// What an [`Event`] keeps, recycled through the per-thread [`pool`].
-#[derive(Default)]
-struct Fields {
-    /// The frame's field lines in wire order (comment, id, event, retry, data), without
-    /// the blank line that ends the event.
-    buf: BytesMut,
-    /// How many bytes of `buf` each field takes, in that order; 0 when it is unset (a set
-    /// field always writes at least its name and a line end).
-    lens: [usize; FIELDS],
-}
-
-const FIELDS: usize = 5;
-const COMMENT_FIELD: usize = 0;
-const ID_FIELD: usize = 1;
-const EVENT_FIELD: usize = 2;
-const RETRY_FIELD: usize = 3;
-const DATA_FIELD: usize = 4;
 
 impl Event {
     /// An empty event; add fields with the builder methods.
@@ -166,9 +165,7 @@ impl Event {
     #[cfg(feature = "redis")]
     pub(crate) fn without_id(mut self) -> Self {
         if let Some(fields) = self.fields.as_deref_mut() {
-            let start = fields.start_of(ID_FIELD);
-            let len = std::mem::take(&mut fields.lens[ID_FIELD]);
-            cut(&mut fields.buf, start, len);
+            fields.remove(ID_FIELD);
         }
         self
     }
@@ -177,7 +174,7 @@ impl Event {
     pub fn encode(&self) -> EncodedEvent {
         let mut buf = BytesMut::with_capacity(self.lines().len() + 1);
         self.encode_into(&mut buf);
-        EncodedEvent(buf.freeze())
+        EncodedEvent::from_frame(buf.freeze())
     }
 
     pub(crate) fn encode_into(&self, buf: &mut BytesMut) {
@@ -222,44 +219,10 @@ impl Event {
     }
 }
 
-impl Fields {
-    #[inline]
-    fn start_of(&self, field: usize) -> usize {
-        self.lens[..field].iter().sum()
+impl From<Event> for EncodedEvent {
+    fn from(event: Event) -> Self {
+        event.encode()
     }
-
-    #[inline]
-    fn set<E>(
-        &mut self,
-        field: usize,
-        write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let end = self.buf.len();
-        if let Err(err) = write(&mut self.buf) {
-            self.buf.truncate(end);
-            return Err(err);
-        }
-        let new = self.buf.len() - end;
-        let start = self.start_of(field);
-        let old = std::mem::replace(&mut self.lens[field], new);
-        // Fields are usually set in wire order, once each: then the new lines already sit
-        // where they belong. Otherwise cut the old lines out and rotate the new ones in
-        // front of the fields that follow.
-        if old != 0 {
-            cut(&mut self.buf, start, old);
-        }
-        if start + old != end {
-            self.buf[start..].rotate_right(new);
-        }
-        Ok(())
-    }
-}
-
-/// Removes `len` bytes at `start`.
-fn cut(buf: &mut BytesMut, start: usize, len: usize) {
-    let total = buf.len();
-    buf.copy_within(start + len..total, start);
-    buf.truncate(total - len);
 }
 
 impl Clone for Event {
@@ -299,140 +262,13 @@ impl fmt::Debug for Event {
     }
 }
 
-/// The per-thread pool of event buffers (a [`Fields`] each).
-///
-/// Bounded in count and in the size of each buffer kept, so it holds at most
-/// `KEPT * MAX_CAPACITY` bytes per thread, and usually `KEPT` small buffers. An event
-/// dropped on another thread than the one that built it feeds that thread's pool; a
-/// producer thread that only builds events then allocates one buffer per event, as a
-/// `String` per event would.
-mod pool {
-    use std::cell::RefCell;
-
-    use bytes::BytesMut;
-
-    use super::Fields;
-
-    /// Buffers kept per thread: a stream that builds each event just before the body
-    /// frames it needs one; the rest cover events built ahead of the body.
-    pub(super) const KEPT: usize = 16;
-    /// Largest buffer kept: a huge event's buffer goes back to the allocator rather than
-    /// staying pinned in a pool.
-    const MAX_CAPACITY: usize = 16 * 1024;
-    /// A fresh buffer's capacity: a typical event fits without growing.
-    const INITIAL_CAPACITY: usize = 256;
-
-    thread_local! {
-        // Boxed on purpose: events hold a `Box<Fields>`, so taking and giving one back
-        // moves a pointer and keeps the box's allocation.
-        #[allow(clippy::vec_box)]
-        static POOL: RefCell<Vec<Box<Fields>>> = const { RefCell::new(Vec::new()) };
-    }
-
-    #[inline]
-    pub(super) fn take() -> Box<Fields> {
-        POOL.try_with(|pool| pool.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                Box::new(Fields {
-                    buf: BytesMut::with_capacity(INITIAL_CAPACITY),
-                    lens: Default::default(),
-                })
-            })
-    }
-
-    #[inline]
-    pub(super) fn give(mut fields: Box<Fields>) {
-        if fields.buf.capacity() == 0 || fields.buf.capacity() > MAX_CAPACITY {
-            return;
-        }
-        fields.buf.clear();
-        fields.lens = Default::default();
-        // Fails only while the thread is exiting: the buffer is then simply freed.
-        let _ = POOL.try_with(|pool| {
-            if let Ok(mut pool) = pool.try_borrow_mut() {
-                if pool.len() < KEPT {
-                    pool.push(fields);
-                }
-            }
-        });
-    }
-
-    #[cfg(test)]
-    pub(super) fn len() -> usize {
-        POOL.with(|pool| pool.borrow().len())
-    }
-}
-
-/// An event already framed as SSE bytes: encode once, then send the same [`Bytes`] to
-/// every subscriber without serializing again.
-///
-/// # Example
-///
-/// ```
-/// use tower_sse::Event;
-///
-/// let frame = Event::new().id_u64(7).data("hi").encode();
-/// assert_eq!(frame.as_bytes(), &b"id: 7\ndata: hi\n\n"[..]);
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct EncodedEvent(Bytes);
-
-impl EncodedEvent {
-    /// Frames `value` as a data-only event carrying its JSON.
-    ///
-    /// # Errors
-    ///
-    /// When `value` fails to serialize.
-    #[cfg(feature = "json")]
-    pub fn json<T>(value: &T) -> Result<Self, EventError>
-    where
-        T: serde::Serialize + ?Sized,
-    {
-        let mut buf = BytesMut::new();
-        encode::put_json_data(&mut buf, value).map_err(EventError::json)?;
-        encode::end_event(&mut buf);
-        Ok(Self(buf.freeze()))
-    }
-
-    /// The frame's bytes, ending with the blank line that dispatches it.
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
-    }
-
-    /// The frame's bytes.
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-
-    /// Wraps bytes that already are one complete frame, written by this crate's encoder.
-    #[cfg(feature = "redis")]
-    pub(crate) fn from_frame(frame: Bytes) -> Self {
-        Self(frame)
-    }
-}
-
-impl From<Event> for EncodedEvent {
-    fn from(event: Event) -> Self {
-        event.encode()
-    }
-}
-
-impl fmt::Debug for EncodedEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("EncodedEvent")
-            .field(&String::from_utf8_lossy(&self.0))
-            .finish()
-    }
-}
-
 fn has_line_break(value: &str) -> bool {
     memchr::memchr2(b'\n', b'\r', value.as_bytes()).is_some()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::fields::FIELDS;
     use super::*;
 
     fn frame(event: &Event) -> String {
@@ -586,49 +422,6 @@ mod tests {
         });
         assert!(result.is_err());
         assert_eq!(frame(&event), "id: 1\ndata: x\n\n");
-    }
-
-    #[test]
-    fn buffers_return_to_the_pool() {
-        drop(Event::new().data("warm"));
-        let kept = pool::len();
-        assert!(kept >= 1);
-        let event = Event::new().data("x");
-        assert_eq!(
-            pool::len(),
-            kept - 1,
-            "the new event reuses a pooled buffer"
-        );
-        let copy = event.clone();
-        drop(event);
-        drop(copy);
-        assert!(pool::len() >= kept);
-        // An empty event holds no buffer, and a huge one is not kept.
-        let before = pool::len();
-        drop(Event::new());
-        assert_eq!(pool::len(), before);
-        let huge = Event::new().data("x".repeat(64 * 1024));
-        let before = pool::len();
-        drop(huge);
-        assert_eq!(pool::len(), before);
-    }
-
-    #[test]
-    fn events_dropped_on_another_thread_stay_within_the_bound() {
-        let events: Vec<Event> = (0..100).map(|n| Event::new().id_u64(n).data("x")).collect();
-        let (kept, frame) = std::thread::spawn(move || {
-            let frame = frame(&events[99]);
-            drop(events);
-            (pool::len(), frame)
-        })
-        .join()
-        .unwrap();
-        assert_eq!(frame, "id: 99\ndata: x\n\n");
-        assert_eq!(
-            kept,
-            pool::KEPT,
-            "the dropping thread keeps at most its bound"
-        );
     }
 
     #[cfg(feature = "json")]

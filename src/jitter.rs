@@ -1,55 +1,15 @@
-//! Time limits on a stream, and the reason a stream ended.
+//! Random spread for time limits, keep-alives and reconnect hints, so that clients that
+//! connected together do not all wake, or reconnect, together.
 
-use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-/// Why an SSE body ended; reported through `tracing` when the body is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndReason {
-    /// The source stream ended.
-    SourceEnded,
-    /// The stream reached its `max_duration`.
-    MaxDuration,
-    /// The source produced no item for `idle_timeout`.
-    IdleTimeout,
-    /// An item failed and the [`OnItemError`](crate::OnItemError) policy ended the stream.
-    ItemError,
-    /// The server's [`Shutdown`](crate::Shutdown) was triggered.
-    Shutdown,
-    /// The response was not `200 OK`, so no stream was sent.
-    NotStreamed,
-    /// The body was dropped before it ended: the client went away, or the server stopped.
-    ClientGone,
-}
-
-impl EndReason {
-    /// A short stable name, as written in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SourceEnded => "source_ended",
-            Self::MaxDuration => "max_duration",
-            Self::IdleTimeout => "idle_timeout",
-            Self::ItemError => "item_error",
-            Self::Shutdown => "shutdown",
-            Self::NotStreamed => "not_streamed",
-            Self::ClientGone => "client_gone",
-        }
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The lifetime of one stream: `max_duration` shortened by a random part of `jitter`, so
-/// that clients that connected together do not all reconnect together.
-pub(crate) fn jittered(max_duration: Duration, jitter: f64) -> Duration {
+/// `duration` shortened by a random part of `jitter` (a fraction of it, clamped to 1): a
+/// stream's lifetime, the first keep-alive of a silence, a reconnect hint. A fresh draw on
+/// every call.
+pub(crate) fn jittered(duration: Duration, jitter: f64) -> Duration {
     if jitter.is_nan() || jitter <= 0.0 {
-        return max_duration;
+        return duration;
     }
     // std's hasher keys are random per process and step per instance: enough spread for
     // reconnects, without a random-number dependency.
@@ -58,9 +18,9 @@ pub(crate) fn jittered(max_duration: Duration, jitter: f64) -> Duration {
         .finish();
     let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
     let factor = 1.0 - jitter.min(1.0) * fraction;
-    // Checked: a huge `max_duration` must not overflow on the way through f64.
-    Duration::try_from_secs_f64(max_duration.as_secs_f64() * factor)
-        .map_or(max_duration, |lifetime| lifetime.min(max_duration))
+    // Checked: a huge `duration` must not overflow on the way through f64.
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor)
+        .map_or(duration, |jittered| jittered.min(duration))
 }
 
 /// The shortest duration [`jittered`] can return: `duration * (1 - jitter)`.
