@@ -1,5 +1,5 @@
 //! The layer end to end: bodies on a paused clock, WHATWG framing, real hyper servers over
-//! HTTP/1.1 and HTTP/2, per-route options, drain, tower-http and axum stacks, tracing spans.
+//! HTTP/1.1 and HTTP/2, per-route options, drain, tower-http and axum stacks.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,7 +9,6 @@ mod framing;
 mod http;
 mod routes;
 mod shutdown;
-mod tracing_spans;
 mod whatwg_reference;
 mod with_axum;
 mod with_tower_http;

@@ -4,6 +4,7 @@
 #![allow(clippy::manual_is_multiple_of)]
 
 #[path = "../../../tests/support/blocks.rs"]
+#[allow(dead_code)] // The suites' shared helpers: this test uses a part.
 mod blocks;
 #[path = "../../../tests/support/server.rs"]
 #[allow(dead_code)] // The server half is not used: this test runs `axum::serve`.

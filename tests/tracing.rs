@@ -3,6 +3,9 @@
 //!
 //! A capturing layer records span and event fields; each test installs it for its own
 //! thread only (`#[tokio::test]` runs on the current thread), so tests run in parallel.
+//! The suite keeps a binary of its own: `tracing` caches each callsite's interest
+//! process-wide, and tests of other suites logging on threads without a subscriber made
+//! that cache drop these tests' records now and then.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
