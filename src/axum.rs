@@ -94,7 +94,7 @@ use futures_core::Stream;
 use http::request::Parts;
 use tracing::Span;
 
-use crate::config::{Config, SseOptions};
+use crate::config::{LayerConfig, SseOptions};
 use crate::future::into_sse_response;
 use crate::item::SseItem;
 use crate::last_event_id::{LastEventId, LastEventIdPolicy};
@@ -135,7 +135,7 @@ where
 #[must_use]
 pub struct SseResponse<St> {
     stream: St,
-    config: Option<Arc<Config>>,
+    config: Option<Arc<LayerConfig>>,
     options: Option<SseOptions>,
     span: Span,
 }

@@ -1,4 +1,4 @@
-//! The settings one stream runs with: the layer's shared [`Config`], and [`SseOptions`], the
+//! The settings one stream runs with: the layer's shared [`LayerConfig`], and [`SseOptions`], the
 //! per-response overrides an inner service can attach to its response.
 //!
 //! Both live here, below the body, the future and the service, so that every module above
@@ -20,7 +20,7 @@ use crate::shutdown::Shutdown;
 /// Shared by the layer and every service and body it makes; cloned once per layer call,
 /// and merged with [`SseOptions`] once per response that carries them.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub(crate) struct LayerConfig {
     pub(crate) keep_alive: Option<KeepAlive>,
     pub(crate) max_duration: Option<Duration>,
     pub(crate) max_duration_jitter: f64,
@@ -35,7 +35,7 @@ pub(crate) struct Config {
     pub(crate) shutdown: Option<Shutdown>,
 }
 
-impl Default for Config {
+impl Default for LayerConfig {
     fn default() -> Self {
         Self {
             keep_alive: Some(KeepAlive::new()),
@@ -52,7 +52,7 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl LayerConfig {
     /// The frame sent at once when the stream opens, if any: the `retry:` hint, or an
     /// empty comment.
     pub(crate) fn opening(&self) -> Option<Bytes> {
@@ -273,10 +273,10 @@ mod tests {
 
     #[test]
     fn unset_options_keep_the_layer_settings() {
-        let base = Config {
+        let base = LayerConfig {
             retry: Some(retry_frame(Duration::from_millis(1500))),
             idle_timeout: Some(Duration::from_secs(9)),
-            ..Config::default()
+            ..LayerConfig::default()
         };
         let merged = base.with_options(&SseOptions::new());
         assert_eq!(merged.retry, base.retry);
@@ -287,10 +287,10 @@ mod tests {
 
     #[test]
     fn options_override_and_switch_off() {
-        let base = Config {
+        let base = LayerConfig {
             retry: Some(retry_frame(Duration::from_millis(1500))),
             max_duration: Some(Duration::from_secs(60)),
-            ..Config::default()
+            ..LayerConfig::default()
         };
         let options = SseOptions::new()
             .no_keep_alive()
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(merged.deferred_retry(), None);
 
         // Off on the layer, on again for one response.
-        let base = Config {
+        let base = LayerConfig {
             opening_frame: false,
             ..base
         };
@@ -320,10 +320,10 @@ mod tests {
 
     #[test]
     fn no_options_share_the_layer_config() {
-        let config = Arc::new(Config::default());
-        let shared = Config::for_response(Arc::clone(&config), None);
+        let config = Arc::new(LayerConfig::default());
+        let shared = LayerConfig::for_response(Arc::clone(&config), None);
         assert!(Arc::ptr_eq(&config, &shared));
-        let merged = Config::for_response(Arc::clone(&config), Some(&SseOptions::new()));
+        let merged = LayerConfig::for_response(Arc::clone(&config), Some(&SseOptions::new()));
         assert!(!Arc::ptr_eq(&config, &merged));
     }
 }

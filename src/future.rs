@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use crate::body::SseBody;
-use crate::config::{Config, SseOptions};
+use crate::config::{LayerConfig, SseOptions};
 use crate::item::SseItem;
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -24,13 +24,13 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        config: Option<Arc<Config>>,
+        config: Option<Arc<LayerConfig>>,
         span: Span,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, config: Arc<Config>, span: Span) -> Self {
+    pub(crate) fn new(inner: F, config: Arc<LayerConfig>, span: Span) -> Self {
         Self {
             inner,
             config: Some(config),
@@ -63,7 +63,7 @@ where
 /// [`SseOptions`] in the response's extensions are taken out and laid over `config`.
 pub(crate) fn into_sse_response<St>(
     response: Response<St>,
-    config: Arc<Config>,
+    config: Arc<LayerConfig>,
     span: Span,
 ) -> Response<SseBody<St>>
 where
@@ -77,7 +77,7 @@ where
         return Response::from_parts(parts, SseBody::empty(config, span));
     }
     set_headers(&mut parts.headers);
-    let config = Config::for_response(config, options.as_ref());
+    let config = LayerConfig::for_response(config, options.as_ref());
     Response::from_parts(parts, SseBody::new(stream, config, span))
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::config::{retry_frame, Config};
+use crate::config::{retry_frame, LayerConfig};
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
 use crate::service::Sse;
@@ -40,7 +40,7 @@ use crate::shutdown::Shutdown;
 #[must_use]
 pub struct SseLayer {
     // Shared with every service and body made from it; setters copy it only if shared.
-    config: Arc<Config>,
+    config: Arc<LayerConfig>,
 }
 
 impl SseLayer {
@@ -150,7 +150,7 @@ impl SseLayer {
 
     /// This configuration for a body made without the service, by the axum response type.
     #[cfg(feature = "axum")]
-    pub(crate) fn shared_config(&self) -> Arc<Config> {
+    pub(crate) fn shared_config(&self) -> Arc<LayerConfig> {
         Arc::clone(&self.config)
     }
 }

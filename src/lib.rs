@@ -108,7 +108,7 @@ pub mod replay;
 mod service;
 mod shutdown;
 
-pub use body::{EndReason, SseBody};
+pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;

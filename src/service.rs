@@ -8,7 +8,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::SseBody;
-use crate::config::Config;
+use crate::config::LayerConfig;
 use crate::future::ResponseFuture;
 use crate::item::SseItem;
 use crate::last_event_id::LastEventId;
@@ -47,7 +47,7 @@ use crate::last_event_id::LastEventId;
 #[must_use]
 pub struct Sse<S> {
     inner: S,
-    config: Arc<Config>,
+    config: Arc<LayerConfig>,
 }
 
 impl<S> Sse<S> {
@@ -58,7 +58,7 @@ impl<S> Sse<S> {
 
     // `Sse::layer()` lives in layer.rs, so this file never imports the layer above it.
 
-    pub(crate) fn from_config(inner: S, config: Arc<Config>) -> Self {
+    pub(crate) fn from_config(inner: S, config: Arc<LayerConfig>) -> Self {
         Self { inner, config }
     }
 

@@ -24,7 +24,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::config::Config;
+use crate::config::LayerConfig;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
 use crate::item::SseItem;
@@ -34,7 +34,7 @@ mod deadline;
 mod report;
 
 use deadline::{Deadline, Delay};
-pub use report::EndReason;
+pub(crate) use report::EndReason;
 use report::Report;
 
 /// Most items taken from the source in one poll, so an always-ready source (or a run of
@@ -69,40 +69,45 @@ pin_project! {
         // Boxed, and only when configured, as the deadlines' timers are: an idle stream
         // then holds one boxed `Sleep` (the keep-alive) and no other timer state.
         shutdown: Option<Pin<Box<OwnedNotified>>>,
-        phase: Phase,
+        state: BodyState,
         buf: BytesMut,
-        config: Arc<Config>,
+        config: Arc<LayerConfig>,
         report: Report,
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum BodyState {
     Opening,
     Streaming,
     Done,
 }
 
 impl<St> SseBody<St> {
-    pub(crate) fn new(stream: St, config: Arc<Config>, span: Span) -> Self {
-        Self::with_phase(Some(stream), Phase::Opening, config, span)
+    pub(crate) fn new(stream: St, config: Arc<LayerConfig>, span: Span) -> Self {
+        Self::with_state(Some(stream), BodyState::Opening, config, span)
     }
 
     /// A body with nothing to send, for responses that are not streamed.
-    pub(crate) fn empty(config: Arc<Config>, span: Span) -> Self {
-        let mut body = Self::with_phase(None, Phase::Done, config, span);
+    pub(crate) fn empty(config: Arc<LayerConfig>, span: Span) -> Self {
+        let mut body = Self::with_state(None, BodyState::Done, config, span);
         body.report.reason = Some(EndReason::NotStreamed);
         body
     }
 
-    fn with_phase(stream: Option<St>, phase: Phase, config: Arc<Config>, span: Span) -> Self {
+    fn with_state(
+        stream: Option<St>,
+        state: BodyState,
+        config: Arc<LayerConfig>,
+        span: Span,
+    ) -> Self {
         Self {
             stream,
             lifetime: Deadline::OFF,
             idle: Deadline::OFF,
             keep_alive: Deadline::OFF,
             shutdown: None,
-            phase,
+            state,
             buf: BytesMut::new(),
             config,
             report: Report::new(span),
@@ -140,11 +145,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.phase == Phase::Done
+        self.state == BodyState::Done
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.phase == Phase::Done {
+        if self.state == BodyState::Done {
             SizeHint::with_exact(0)
         } else {
             SizeHint::default()
@@ -184,10 +189,10 @@ where
     /// The first poll arms the timers and sends the opening frame, if there is one; a body
     /// that has ended sends nothing more.
     fn poll_open(&mut self) -> ControlFlow<PollFrame> {
-        match *self.phase {
-            Phase::Done => ControlFlow::Break(Poll::Ready(None)),
-            Phase::Streaming => ControlFlow::Continue(()),
-            Phase::Opening => match self.open() {
+        match *self.state {
+            BodyState::Done => ControlFlow::Break(Poll::Ready(None)),
+            BodyState::Streaming => ControlFlow::Continue(()),
+            BodyState::Opening => match self.open() {
                 Some(opening) => ControlFlow::Break(self.data_frame(opening)),
                 // No opening frame: go on and poll the source at once.
                 None => ControlFlow::Continue(()),
@@ -329,7 +334,7 @@ impl<St> SseBodyProj<'_, St> {
         if let Some(shutdown) = &config.shutdown {
             *self.shutdown = Some(Box::pin(shutdown.notified()));
         }
-        *self.phase = Phase::Streaming;
+        *self.state = BodyState::Streaming;
         self.report.started_at = Some(now);
         if let Some(retry) = config.deferred_retry() {
             // Waits in the buffer for the first frame, which carries it.
@@ -393,7 +398,7 @@ impl<St> SseBodyProj<'_, St> {
 
     /// Ends the body: drops the source and the timers at once, keeps the reason for the log.
     fn finish(&mut self, reason: EndReason) {
-        *self.phase = Phase::Done;
+        *self.state = BodyState::Done;
         self.report.reason = Some(reason);
         self.stream.set(None);
         *self.lifetime = Deadline::OFF;
@@ -410,13 +415,13 @@ impl<St> SseBodyProj<'_, St> {
 
 /// How long a stream lives: `max_duration`, shortened by a random part of its jitter so
 /// that clients that connected together do not all reconnect together.
-fn lifetime_delay(config: &Config) -> Option<Delay> {
+fn lifetime_delay(config: &LayerConfig) -> Option<Delay> {
     let max = config.max_duration?;
     Some(Delay::jittered(max, config.max_duration_jitter))
 }
 
 /// How long the source may stay silent.
-fn idle_delay(config: &Config) -> Option<Delay> {
+fn idle_delay(config: &LayerConfig) -> Option<Delay> {
     config.idle_timeout.map(Delay::exact)
 }
 
@@ -429,7 +434,7 @@ fn keep_alive_delay(keep_alive: &KeepAlive) -> Delay {
 impl<St> fmt::Debug for SseBody<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SseBody")
-            .field("phase", &self.phase)
+            .field("state", &self.state)
             .field("report", &self.report)
             .finish_non_exhaustive()
     }

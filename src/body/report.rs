@@ -1,15 +1,14 @@
 //! What one stream did, logged once when its body is dropped, and [`EndReason`], why it
 //! ended.
 
-use std::fmt;
-
 use tokio::time::Instant;
 use tracing::Span;
 
 /// Why an SSE body ended; reported through `tracing` when the body is dropped.
+///
+/// Private until something public hands it out (stream metrics will).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EndReason {
+pub(crate) enum EndReason {
     /// The source stream ended.
     SourceEnded,
     /// The stream reached its `max_duration`.
@@ -28,7 +27,7 @@ pub enum EndReason {
 
 impl EndReason {
     /// A short stable name, as written in logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::SourceEnded => "source_ended",
             Self::MaxDuration => "max_duration",
@@ -38,12 +37,6 @@ impl EndReason {
             Self::NotStreamed => "not_streamed",
             Self::ClientGone => "client_gone",
         }
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
