@@ -90,7 +90,7 @@ async fn handler(
     let events = clock(first_id(last.as_ref()), clock_config.period);
     SseResponse::new(events)
         .config(&clock_config.sse)
-        .last_event_id(last.as_ref())
+        .record_last_event_id(last.as_ref())
 }
 
 /// The id after the one the browser saw last; a missing or foreign id starts again at 0.

@@ -40,7 +40,7 @@
 //!     let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
 //!     SseResponse::new(stream::iter(events))
 //!         .config(&sse)
-//!         .last_event_id(last.as_ref())
+//!         .record_last_event_id(last.as_ref())
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -87,26 +87,31 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum_core::extract::OptionalFromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use futures_core::Stream;
 use http::request::Parts;
+use tower_layer::Layer;
+use tower_service::Service;
 use tracing::Span;
 
 use crate::config::{LayerConfig, SseOptions};
 use crate::future::into_sse_response;
 use crate::item::SseItem;
-use crate::last_event_id::{LastEventId, LastEventIdPolicy};
+use crate::last_event_id::{LastEventId, LastEventIdAbsent, LastEventIdPolicy};
 use crate::layer::SseLayer;
 
 /// `Option<LastEventId>` as an axum extractor: `None` on a first connection, never a
 /// rejection.
 ///
-/// It takes the id the [`Sse`](crate::Sse) service put in the request's extensions when
-/// that service is in front; otherwise it reads the `Last-Event-ID` header with the layer's
-/// default rules (UTF-8, no NUL, at most 1 KiB; an untrusted value is `None`). The query
-/// parameter fallback of [`SseLayer::last_event_id_query`] is only read by the service.
+/// Behind [`ReadLastEventIdLayer`] (or the [`Sse`](crate::Sse) service) it is the id that
+/// layer read with its [`SseLayer`]'s rules: the length cap of
+/// [`SseLayer::last_event_id_max_len`] and the query fallback of
+/// [`SseLayer::last_event_id_query`], so a handler gets exactly what a layered route gets.
+/// Without such a layer in front it reads the `Last-Event-ID` header with the default
+/// rules (UTF-8, no NUL, at most 1 KiB; an untrusted value is `None`; no query fallback).
 impl<S> OptionalFromRequestParts<S> for LastEventId
 where
     S: Send + Sync,
@@ -117,7 +122,121 @@ where
         if let Some(id) = parts.extensions.get::<LastEventId>() {
             return Ok(Some(id.clone()));
         }
+        if parts.extensions.get::<LastEventIdAbsent>().is_some() {
+            return Ok(None);
+        }
         Ok(LastEventIdPolicy::default().read(&parts.headers, &parts.uri))
+    }
+}
+
+/// Reads `Last-Event-ID` with an [`SseLayer`]'s rules for axum handlers: apply it with
+/// `Router::layer` (or `route_layer`), and the `Option<LastEventId>` extractor gives
+/// handlers the id a route behind that `SseLayer` would get.
+///
+/// It only reads the request; responses pass through untouched, so it fits in front of
+/// any router, where `SseLayer` itself cannot go (see the [module docs](self)).
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use http::Request;
+/// use http_body_util::BodyExt;
+/// use tower::ServiceExt;
+/// use tower_sse::axum::ReadLastEventIdLayer;
+/// use tower_sse::{LastEventId, SseLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let sse = SseLayer::new().last_event_id_query("lastEventId").last_event_id_max_len(8);
+/// let app = Router::new()
+///     .route("/", get(|last: Option<LastEventId>| async move { format!("{last:?}") }))
+///     .layer(ReadLastEventIdLayer::new(&sse));
+///
+/// let request = Request::get("/?lastEventId=9").body(Body::empty()).unwrap();
+/// let body = app.clone().oneshot(request).await.unwrap().into_body().collect().await;
+/// assert_eq!(body.unwrap().to_bytes(), "Some(LastEventId(\"9\"))");
+///
+/// // Longer than the layer's cap: absent, as behind the layer.
+/// let request = Request::get("/").header("last-event-id", "123456789").body(Body::empty());
+/// let body = app.oneshot(request.unwrap()).await.unwrap().into_body().collect().await;
+/// assert_eq!(body.unwrap().to_bytes(), "None");
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ReadLastEventIdLayer {
+    config: Arc<LayerConfig>,
+}
+
+impl ReadLastEventIdLayer {
+    /// Reads the id with `layer`'s rules (shared, not copied).
+    pub fn new(layer: &SseLayer) -> Self {
+        Self {
+            config: layer.shared_config(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ReadLastEventIdLayer {
+    type Service = ReadLastEventId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ReadLastEventId {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`ReadLastEventIdLayer`] makes: puts the request's [`LastEventId`] in its
+/// extensions, read with the layer's rules, then calls the inner service.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ReadLastEventId<S> {
+    inner: S,
+    config: Arc<LayerConfig>,
+}
+
+impl<S> ReadLastEventId<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for ReadLastEventId<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let last_event_id = self.config.last_event_id.read(req.headers(), req.uri());
+        let extensions = req.extensions_mut();
+        match last_event_id {
+            Some(id) => {
+                extensions.insert(id);
+            }
+            None => {
+                extensions.insert(LastEventIdAbsent);
+            }
+        }
+        self.inner.call(req)
     }
 }
 
@@ -134,19 +253,41 @@ where
 /// See the [module docs](self) for an example.
 #[must_use]
 pub struct SseResponse<St> {
-    stream: St,
+    response: http::Response<St>,
     config: Option<Arc<LayerConfig>>,
-    options: Option<SseOptions>,
     span: Span,
 }
 
 impl<St> SseResponse<St> {
     /// Serves `stream` with the default configuration.
     pub fn new(stream: St) -> Self {
+        Self::from_response(http::Response::new(stream))
+    }
+
+    /// Serves a response made for [`SseLayer`]: its status, headers and extensions are kept,
+    /// so it answers exactly as a route behind the layer would.
+    ///
+    /// A status other than `200 OK` passes through with an empty body, as behind the layer:
+    /// this is how [`EventLog::response`](crate::replay::EventLog::response) answers `204 No
+    /// Content` to an id [`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent)
+    /// refused, which tells `EventSource` to stop reconnecting. [`SseOptions`] in its
+    /// extensions apply. `From<http::Response<St>>` does the same.
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_sse::axum::SseResponse;
+    /// use tower_sse::replay::{EventLog, OnUnknownId};
+    /// use tower_sse::LastEventId;
+    ///
+    /// let log = EventLog::builder().on_unknown_id(OnUnknownId::NoContent).build();
+    /// let refused = log.response(Some(&LastEventId::new("no-such-id")));
+    /// let response = SseResponse::from_response(refused).into_response();
+    /// assert_eq!(response.status(), 204);
+    /// ```
+    pub fn from_response(response: http::Response<St>) -> Self {
         Self {
-            stream,
+            response,
             config: None,
-            options: None,
             span: tracing::debug_span!("sse", last_event_id = tracing::field::Empty),
         }
     }
@@ -184,13 +325,14 @@ impl<St> SseResponse<St> {
     /// # }
     /// ```
     pub fn options(mut self, options: SseOptions) -> Self {
-        self.options = Some(options);
+        self.response.extensions_mut().insert(options);
         self
     }
 
     /// Records the id the client resumes from in the stream's `tracing` span, as the
-    /// service does; `None` records nothing.
-    pub fn last_event_id(self, id: Option<&LastEventId>) -> Self {
+    /// service does; `None` records nothing. It only labels the logs: where the stream
+    /// resumes is up to the stream the handler made.
+    pub fn record_last_event_id(self, id: Option<&LastEventId>) -> Self {
         if let Some(id) = id {
             self.span.record("last_event_id", id.as_str());
         }
@@ -201,8 +343,9 @@ impl<St> SseResponse<St> {
 impl<St> fmt::Debug for SseResponse<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SseResponse")
+            .field("status", &self.response.status())
             .field("config", &self.config)
-            .field("options", &self.options)
+            .field("options", &self.response.extensions().get::<SseOptions>())
             .finish_non_exhaustive()
     }
 }
@@ -214,11 +357,13 @@ where
 {
     fn into_response(self) -> Response {
         let config = self.config.unwrap_or_default();
-        let mut response = http::Response::new(self.stream);
-        if let Some(options) = self.options {
-            response.extensions_mut().insert(options);
-        }
-        into_sse_response(response, config, self.span).into_response()
+        into_sse_response(self.response, config, self.span).into_response()
+    }
+}
+
+impl<St> From<http::Response<St>> for SseResponse<St> {
+    fn from(response: http::Response<St>) -> Self {
+        Self::from_response(response)
     }
 }
 

@@ -83,6 +83,11 @@ impl AsRef<str> for LastEventId {
     }
 }
 
+/// Left in a request's extensions where a layer's policy read `Last-Event-ID` and found
+/// none it trusts, so that the axum extractor does not read the raw header again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastEventIdAbsent;
+
 /// How the layer reads [`LastEventId`] from a request.
 #[derive(Debug, Clone)]
 pub(crate) struct LastEventIdPolicy {

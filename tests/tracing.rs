@@ -259,7 +259,7 @@ async fn axum_response_logs_in_an_sse_span() {
     let (capture, _guard) = Capture::install();
     let last = LastEventId::new("12");
     let response = SseResponse::new(stream::iter([Event::new().data("x")]))
-        .last_event_id(Some(&last))
+        .record_last_event_id(Some(&last))
         .into_response();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, ":\n\ndata: x\n\n");

@@ -301,3 +301,139 @@ async fn graceful_shutdown_drains_every_stream() {
         .expect("server task")
         .expect("axum::serve");
 }
+
+/// Status, headers and body bytes of one response, read to its end.
+async fn answered<B>(response: http::Response<B>) -> (StatusCode, http::HeaderMap, bytes::Bytes)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .expect("the body ends cleanly")
+        .to_bytes();
+    if parts.status == StatusCode::NO_CONTENT {
+        // axum's handler path (not ours) adds `content-length: 0` to an empty body, and
+        // hyper never sends one with a 204: not a difference a client can see.
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
+    (parts.status, parts.headers, bytes)
+}
+
+/// The same `EventLog` routes behind `SseLayer` as a service, and as axum handlers with
+/// `ReadLastEventIdLayer` and `SseResponse::from_response`, answer every resume alike:
+/// same status, same headers, same bytes.
+#[tokio::test(start_paused = true)]
+async fn handlers_answer_every_resume_as_the_layered_route() {
+    use std::convert::Infallible;
+
+    use axum::extract::State;
+    use tower::{service_fn, Layer};
+    use tower_sse::axum::ReadLastEventIdLayer;
+    use tower_sse::replay::{EventLog, OnUnknownId};
+
+    const MAX_ID_LEN: usize = 32;
+    let too_long = "9".repeat(MAX_ID_LEN + 1);
+    for policy in [
+        OnUnknownId::ResetFromOldest,
+        OnUnknownId::ResetFromLive,
+        OnUnknownId::NoContent,
+    ] {
+        let log = EventLog::builder()
+            .max_events(3)
+            .on_unknown_id(policy)
+            .build();
+        let ids: Vec<String> = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|text| log.publish(Event::new().data(text)).to_string())
+            .collect();
+        // Each stream ends after a second of the paused clock, so its body can be compared.
+        let sse = SseLayer::new()
+            .retry(Duration::from_secs(2))
+            .max_duration(Duration::from_secs(1))
+            .last_event_id_query("lastEventId")
+            .last_event_id_max_len(MAX_ID_LEN);
+
+        // Both mounted on an axum `Router`, which sets what it sets (such as a
+        // `content-length: 0` for an empty body) on both alike.
+        let layered = Router::new().route_service(
+            "/",
+            sse.clone().layer(service_fn({
+                let log = log.clone();
+                move |req: Request<Body>| {
+                    let response = log.response(req.extensions().get::<LastEventId>());
+                    async move { Ok::<_, Infallible>(response) }
+                }
+            })),
+        );
+        let handlers =
+            Router::new()
+                .route(
+                    "/",
+                    get(
+                        |State((log, sse)): State<(EventLog, SseLayer)>,
+                         last: Option<LastEventId>| async move {
+                            SseResponse::from_response(log.response(last.as_ref()))
+                                .config(&sse)
+                                .record_last_event_id(last.as_ref())
+                        },
+                    ),
+                )
+                .layer(ReadLastEventIdLayer::new(&sse))
+                .with_state((log.clone(), sse.clone()));
+
+        let requests: Vec<(&str, Request<()>)> = vec![
+            ("no id", Request::get("/").body(()).unwrap()),
+            (
+                "a retained id",
+                Request::get("/")
+                    .header("last-event-id", &ids[2])
+                    .body(())
+                    .unwrap(),
+            ),
+            (
+                "an evicted id",
+                Request::get("/")
+                    .header("last-event-id", &ids[0])
+                    .body(())
+                    .unwrap(),
+            ),
+            (
+                "an unknown id",
+                Request::get("/")
+                    .header("last-event-id", "restarted")
+                    .body(())
+                    .unwrap(),
+            ),
+            (
+                "the query fallback",
+                Request::get(format!("/?lastEventId={}", ids[2]))
+                    .body(())
+                    .unwrap(),
+            ),
+            (
+                "an id over the length cap",
+                Request::get("/")
+                    .header("last-event-id", &too_long)
+                    .body(())
+                    .unwrap(),
+            ),
+        ];
+        for (case, request) in requests {
+            let (parts, ()) = request.into_parts();
+            let as_service = http::Request::from_parts(parts.clone(), Body::empty());
+            let as_handler = http::Request::from_parts(parts, Body::empty());
+            let from_layer = answered(layered.clone().oneshot(as_service).await.unwrap()).await;
+            let from_handler = answered(handlers.clone().oneshot(as_handler).await.unwrap()).await;
+            assert_eq!(from_handler, from_layer, "{policy:?}, {case}");
+            if policy == OnUnknownId::NoContent && case == "an unknown id" {
+                assert_eq!(from_layer.0, StatusCode::NO_CONTENT, "refused: {case}");
+                assert!(from_layer.2.is_empty());
+            } else {
+                assert_eq!(from_layer.0, StatusCode::OK, "{policy:?}, {case}");
+            }
+        }
+    }
+}
