@@ -13,7 +13,7 @@ use tracing::Span;
 
 use crate::body::SseBody;
 use crate::config::{LayerConfig, SseOptions};
-use crate::item::SseItem;
+use crate::item::{SseItem, SseStream};
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const TEXT_EVENT_STREAM: &str = "text/event-stream";
@@ -42,8 +42,7 @@ impl<F> ResponseFuture<F> {
 impl<F, St, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<St>, E>>,
-    St: Stream,
-    St::Item: SseItem,
+    St: SseStream,
 {
     type Output = Result<Response<SseBody<St>>, E>;
 

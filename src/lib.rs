@@ -115,7 +115,7 @@ pub use config::SseOptions;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event};
 pub use future::ResponseFuture;
-pub use item::{Fallible, SseItem};
+pub use item::{Fallible, SseItem, SseStream};
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
