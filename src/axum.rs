@@ -5,8 +5,10 @@
 //!
 //! - **From a handler**, which returns an [`SseResponse`] made from its stream and,
 //!   optionally, an [`SseLayer`] kept in the app state. The handler takes
-//!   `Option<LastEventId>` as an extractor; it is `None` on a first connection and never
-//!   rejects the request.
+//!   `Option<LastEventId>` as an extractor; it is `None` on a first connection, and it
+//!   rejects only the reconnect after a stream's last event
+//!   ([`Event::end_of_stream`](crate::Event::end_of_stream)) with `204 No Content`, as the
+//!   layer does, so the handler is not called again for a finished stream.
 //! - **As a service**, mounted with `Router::route_service` (or `get_service`):
 //!   `SseLayer::new().layer(service_fn(..))`, whose inner function answers
 //!   `Response<impl Stream>` and finds the [`LastEventId`] in the request's extensions.
@@ -84,7 +86,6 @@
 //! # }
 //! ```
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -103,8 +104,7 @@ use crate::item::SseItem;
 use crate::last_event_id::{LastEventId, LastEventIdAbsent, LastEventIdPolicy};
 use crate::layer::SseLayer;
 
-/// `Option<LastEventId>` as an axum extractor: `None` on a first connection, never a
-/// rejection.
+/// `Option<LastEventId>` as an axum extractor: `None` on a first connection.
 ///
 /// Behind [`ReadLastEventIdLayer`] (or the [`Sse`](crate::Sse) service) it is the id that
 /// layer read with its [`SseLayer`]'s rules: the length cap of
@@ -112,20 +112,69 @@ use crate::layer::SseLayer;
 /// [`SseLayer::last_event_id_query`], so a handler gets exactly what a layered route gets.
 /// Without such a layer in front it reads the `Last-Event-ID` header with the default
 /// rules (UTF-8, no NUL, at most 1 KiB; an untrusted value is `None`; no query fallback).
+///
+/// It rejects one request, with [`StreamEnded`] (`204 No Content`): the reconnect after a
+/// stream's last event ([`Event::end_of_stream`](crate::Event::end_of_stream)), as the
+/// layer answers it.
 impl<S> OptionalFromRequestParts<S> for LastEventId
 where
     S: Send + Sync,
 {
-    type Rejection = Infallible;
+    type Rejection = StreamEnded;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Infallible> {
-        if let Some(id) = parts.extensions.get::<LastEventId>() {
-            return Ok(Some(id.clone()));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, StreamEnded> {
+        let id = if let Some(id) = parts.extensions.get::<LastEventId>() {
+            Some(id.clone())
+        } else if parts.extensions.get::<LastEventIdAbsent>().is_some() {
+            None
+        } else {
+            LastEventIdPolicy::default().read(&parts.headers, &parts.uri)
+        };
+        match id {
+            Some(id) if id.is_end_of_stream() => Err(StreamEnded),
+            id => Ok(id),
         }
-        if parts.extensions.get::<LastEventIdAbsent>().is_some() {
-            return Ok(None);
-        }
-        Ok(LastEventIdPolicy::default().read(&parts.headers, &parts.uri))
+    }
+}
+
+/// The `Option<LastEventId>` extractor's rejection when the client saw its stream's last
+/// event ([`Event::end_of_stream`](crate::Event::end_of_stream)): answered
+/// `204 No Content`, which stops `EventSource` for good.
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use http::{Request, StatusCode};
+/// use tower::ServiceExt;
+/// use tower_sse::{EventId, LastEventId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = Router::new().route("/", get(|_: Option<LastEventId>| async { "streaming" }));
+/// let request = Request::get("/")
+///     .header("last-event-id", EventId::END_OF_STREAM.as_str())
+///     .body(Body::empty())
+///     .unwrap();
+/// assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::NO_CONTENT);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamEnded;
+
+impl fmt::Display for StreamEnded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stream has ended for good")
+    }
+}
+
+impl std::error::Error for StreamEnded {}
+
+impl IntoResponse for StreamEnded {
+    fn into_response(self) -> Response {
+        http::StatusCode::NO_CONTENT.into_response()
     }
 }
 

@@ -63,6 +63,13 @@ impl LastEventId {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// Whether this is [`EventId::END_OF_STREAM`](crate::EventId::END_OF_STREAM): the
+    /// client saw its stream's last event, and reconnects only because `EventSource`
+    /// always does. The layer answers such a request `204 No Content` itself.
+    pub fn is_end_of_stream(&self) -> bool {
+        self.0 == crate::EventId::END_OF_STREAM.as_str()
+    }
 }
 
 impl fmt::Debug for LastEventId {
@@ -85,6 +92,7 @@ impl AsRef<str> for LastEventId {
 
 /// Left in a request's extensions where a layer's policy read `Last-Event-ID` and found
 /// none it trusts, so that the axum extractor does not read the raw header again.
+#[cfg(feature = "axum")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LastEventIdAbsent;
 

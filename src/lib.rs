@@ -113,7 +113,7 @@ pub use body::SseBody;
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
 pub use error::{BoxError, EventError, OnItemError};
-pub use event::{EncodedEvent, Event};
+pub use event::{EncodedEvent, Event, EventId, EventType};
 pub use future::ResponseFuture;
 pub use item::{Fallible, SseItem, SseStream};
 pub use keep_alive::KeepAlive;

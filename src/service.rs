@@ -98,6 +98,9 @@ where
             last_event_id = last_event_id.as_ref().map(LastEventId::as_str)
         );
         if let Some(id) = last_event_id {
+            if id.is_end_of_stream() {
+                return ResponseFuture::ended(self.config.clone(), span);
+            }
             req.extensions_mut().insert(id);
         }
         ResponseFuture::new(self.inner.call(req), self.config.clone(), span)
