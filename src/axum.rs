@@ -421,19 +421,31 @@ mod tests {
     use super::*;
     use http::Request;
 
-    async fn extract(req: Request<()>) -> Option<LastEventId> {
+    async fn try_extract(req: Request<()>) -> Result<Option<LastEventId>, StreamEnded> {
         let (mut parts, ()) = req.into_parts();
-        let extracted =
-            <LastEventId as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
-                .await;
-        match extracted {
-            Ok(id) => id,
-            Err(never) => match never {},
-        }
+        <LastEventId as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &()).await
+    }
+
+    async fn extract(req: Request<()>) -> Option<LastEventId> {
+        try_extract(req).await.expect("not an ended stream")
     }
 
     #[tokio::test]
-    async fn extractor_prefers_the_extension_and_never_rejects() {
+    async fn extractor_rejects_only_an_ended_stream() {
+        let end = crate::EventId::END_OF_STREAM;
+        let req = Request::get("/")
+            .header("last-event-id", end.as_str())
+            .body(());
+        assert_eq!(try_extract(req.unwrap()).await, Err(StreamEnded));
+        let mut req = Request::new(());
+        req.extensions_mut().insert(LastEventId::new(end.as_str()));
+        assert_eq!(try_extract(req).await, Err(StreamEnded));
+        let response = StreamEnded.into_response();
+        assert_eq!(response.status(), http::StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn extractor_prefers_the_extension() {
         assert_eq!(extract(Request::new(())).await, None);
 
         let req = Request::get("/").header("last-event-id", "41").body(());

@@ -124,8 +124,9 @@ pub use service::Sse;
 pub use shutdown::Shutdown;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
-// the decoder, so they are compiled when it is built (`cargo test --all-features`).
-#[cfg(all(doctest, feature = "decode"))]
+// the decoder or axum, so they are compiled when those are built (`cargo test
+// --all-features`).
+#[cfg(all(doctest, feature = "decode", feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
@@ -142,6 +143,19 @@ mod tests {
         assert!(
             readme.contains(&block),
             "README.md and examples/hello.rs differ"
+        );
+    }
+
+    /// The same for the axum server and `examples/hello_axum.rs`.
+    #[test]
+    fn readme_shows_the_hello_axum_example() {
+        let readme = include_str!("../README.md");
+        let hello = include_str!("../examples/hello_axum.rs");
+        let program = &hello[hello.find("use std::").unwrap()..];
+        let block = format!("```rust,no_run\n{program}```\n");
+        assert!(
+            readme.contains(&block),
+            "README.md and examples/hello_axum.rs differ"
         );
     }
 }
