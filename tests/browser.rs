@@ -21,8 +21,9 @@ use tokio::process::Command;
 #[allow(dead_code)] // Its `main` is not used here.
 mod clock;
 
+// Each example is a program of its own with its own `mod support`: loaded twice here.
 #[path = "../examples/tokens.rs"]
-#[allow(dead_code)] // Its `main` is not used here.
+#[allow(dead_code, clippy::duplicate_mod)] // Its `main` is not used here.
 mod tokens;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
