@@ -177,6 +177,34 @@ async fn a_request_head_sent_a_line_at_a_time_is_cut_at_the_header_deadline() {
 }
 
 #[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_at_the_header_deadline() {
+    let _shared = FDS.read().await;
+    let addr = start(Deadlines {
+        header: SHORT,
+        ..Deadlines::default()
+    })
+    .await;
+
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The whole answer, then the connection stays open for a next request that never comes.
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"\r\n\r\nok") {
+        let mut buf = [0; 1024];
+        let n = timeout(BOUND, tcp.read(&mut buf)).await.unwrap().unwrap();
+        assert_ne!(n, 0, "closed before the answer ended: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answered = Instant::now();
+    assert!(read_until_closed(&mut tcp).await.is_empty());
+    // What was left of the deadline when hyper took the connection: nearly all of it.
+    let idle = answered.elapsed();
+    assert!(idle >= SHORT / 2, "closed after {idle:?}");
+}
+
+#[tokio::test]
 async fn a_stalled_http2_preface_is_closed_at_the_header_deadline() {
     let _shared = FDS.read().await;
     let addr = start(Deadlines {
