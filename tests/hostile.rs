@@ -30,8 +30,10 @@ mod support;
 #[allow(dead_code)] // Its `main` is not used here.
 mod hello;
 
+// It declares `mod support;` itself, a second copy of the same file, private to it.
 #[path = "../examples/broadcast.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
+#[allow(clippy::duplicate_mod)]
 mod broadcast;
 
 use support::Deadlines;
