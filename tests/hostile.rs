@@ -274,10 +274,11 @@ async fn an_http2_client_that_stops_answering_pings_is_closed() {
     // GET / (HPACK: indexed :method GET, :scheme http, :path /, then :authority "a").
     let get = [0x82, 0x86, 0x84, 0x41, 0x01, b'a'];
     let flags = H2_END_HEADERS | H2_END_STREAM;
+    // Before the write: the server's PING timer runs from the last frame it read.
+    let requested = Instant::now();
     tcp.write_all(&h2_frame(H2_HEADERS, flags, 1, &get))
         .await
         .unwrap();
-    let requested = Instant::now();
     // The client reads everything and answers nothing, not even a PING.
     let received = read_until_closed(&mut tcp).await;
     let closed = requested.elapsed();
