@@ -10,15 +10,17 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body::Frame;
+use http_body_util::{Full, StreamBody};
 use hyper::body::Incoming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::RwLock;
+use tokio::sync::{oneshot, RwLock};
 use tokio::time::{timeout, Instant};
 use tower::ServiceBuilder;
 use tower_sse::SseLayer;
@@ -213,6 +215,7 @@ async fn a_stalled_http2_preface_is_closed_at_the_header_deadline() {
         header: SHORT,
         ping_interval: LONG,
         ping_timeout: LONG,
+        ..Deadlines::default()
     })
     .await;
 
@@ -235,6 +238,7 @@ async fn an_http2_connection_without_a_request_is_closed_at_the_header_deadline(
         header: SHORT,
         ping_interval: LONG,
         ping_timeout: LONG,
+        ..Deadlines::default()
     })
     .await;
 
@@ -263,6 +267,7 @@ async fn an_http2_client_that_stops_answering_pings_is_closed() {
         header: LONG,
         ping_interval: interval,
         ping_timeout: wait,
+        ..Deadlines::default()
     })
     .await;
 
@@ -288,6 +293,50 @@ async fn an_http2_client_that_stops_answering_pings_is_closed() {
     assert!(frames.contains(&(H2_PING, 0)), "{frames:?}");
     assert!(!frames.contains(&(H2_PING, H2_ACK)), "{frames:?}");
     assert!(closed >= interval + wait, "closed after {closed:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_at_the_write_deadline() {
+    let _shared = FDS.read().await;
+    // The body holds `alive` until the server drops it with the connection.
+    let (alive, dropped) = oneshot::channel::<()>();
+    let alive = Arc::new(Mutex::new(Some(alive)));
+    let app = tower::service_fn(move |_: Request<Incoming>| {
+        let alive = alive.lock().unwrap().take();
+        let frames = futures_util::stream::repeat_with(move || {
+            let _alive = &alive;
+            Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 16 * 1024])))
+        });
+        async move { Ok::<_, Infallible>(Response::new(StreamBody::new(frames))) }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let deadlines = Deadlines {
+        write_stall: SHORT,
+        ..Deadlines::default()
+    };
+    tokio::spawn(support::serve_with(listener, app, deadlines));
+
+    // A small receive window, so the buffers between the body and the client fill soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let since = Instant::now();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    // The client reads nothing from here on.
+    let ended = timeout(BOUND, dropped).await;
+    assert!(
+        ended.is_ok(),
+        "the server kept writing to a client that reads nothing"
+    );
+    assert!(
+        since.elapsed() >= SHORT,
+        "closed after {:?}",
+        since.elapsed()
+    );
+    drop(tcp);
 }
 
 /// Lowers the soft limit on open file descriptors, restoring it when dropped.

@@ -6,8 +6,11 @@
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
-use std::pin::pin;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -15,9 +18,10 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, timeout_at, Instant, Sleep};
 use tower::Service;
 
 /// Logs to stderr at `info`, or as `RUST_LOG` says.
@@ -58,6 +62,10 @@ pub(crate) struct Deadlines {
     pub(crate) ping_interval: Duration,
     /// HTTP/2: how long a PING may go unanswered before the connection closes; 20 s.
     pub(crate) ping_timeout: Duration,
+    /// How long a write may wait for the client to read before the connection closes;
+    /// 60 s. TCP alone keeps a connection whose client reads nothing open for as long as
+    /// the client acknowledges its probes of the closed window.
+    pub(crate) write_stall: Duration,
 }
 
 impl Default for Deadlines {
@@ -66,6 +74,7 @@ impl Default for Deadlines {
             header: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             ping_timeout: Duration::from_secs(20),
+            write_stall: Duration::from_secs(60),
         }
     }
 }
@@ -179,6 +188,7 @@ where
         let service = TowerToHyperService::new(app.clone());
         let (http1, http2) = (builders.0.clone(), builders.1.clone());
         let deadline = Instant::now() + deadlines.header;
+        let write_stall = deadlines.write_stall;
         // A block, not an `async fn`: the same steps as an `async fn` made each task's
         // future 0.2 KB larger (1,288 against 1,072 bytes in a debug build).
         tokio::spawn(async move {
@@ -189,11 +199,15 @@ where
                 }
                 // Boxed, so the task of an HTTP/1.1 connection is not as large as an
                 // HTTP/2 connection's state (1.5 KB against 0.6 KB).
-                Ok(true) => Box::pin(serve_http2(&http2, tcp, service, deadline)).await,
+                Ok(true) => {
+                    let io = WriteDeadline::new(tcp, write_stall);
+                    Box::pin(serve_http2(&http2, io, service, deadline)).await
+                }
                 Ok(false) => {
                     let mut http1 = http1;
                     http1.header_read_timeout(deadline.saturating_duration_since(Instant::now()));
-                    http1.serve_connection(TokioIo::new(tcp), service).await
+                    let io = WriteDeadline::new(tcp, write_stall);
+                    http1.serve_connection(TokioIo::new(io), service).await
                 }
             };
             if let Err(error) = connection {
@@ -210,7 +224,7 @@ where
 /// otherwise hold the connection for good.
 async fn serve_http2<S, B>(
     http2: &http2::Builder<TokioExecutor>,
-    tcp: TcpStream,
+    io: WriteDeadline,
     service: TowerToHyperService<S>,
     deadline: Instant,
 ) -> Result<(), hyper::Error>
@@ -232,7 +246,7 @@ where
             hyper::service::Service::call(&service, req)
         })
     };
-    let mut connection = pin!(http2.serve_connection(TokioIo::new(tcp), service));
+    let mut connection = pin!(http2.serve_connection(TokioIo::new(io), service));
     tokio::select! {
         biased;
         ended = connection.as_mut() => return ended,
@@ -244,6 +258,96 @@ where
         }
     }
     connection.await
+}
+
+/// A connection's socket whose writes fail with `TimedOut` once one has waited `limit` for
+/// the client to make room, so hyper ends the connection.
+///
+/// A client that stops reading fills the socket's buffers, then hyper's (64 KiB); from
+/// then on neither the body nor hyper's timers run, and TCP keeps the connection open for
+/// as long as the client acknowledges the probes of its closed window. The timer is
+/// allocated only while a write waits.
+#[derive(Debug)]
+struct WriteDeadline {
+    tcp: TcpStream,
+    limit: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(tcp: TcpStream, limit: Duration) -> Self {
+        Self {
+            tcp,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// Passes a write's result on, starting the deadline when it waits and clearing it
+    /// when it does not.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.waiting = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let waiting = self.waiting.get_or_insert_with(|| Box::pin(sleep(limit)));
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing within the write deadline",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.timed(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.timed(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.tcp).poll_flush(cx);
+        self.timed(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.tcp).poll_shutdown(cx);
+        self.timed(cx, polled)
+    }
 }
 
 /// Whether an accept error concerns only the connection being accepted.
