@@ -1,7 +1,9 @@
 //! The examples' accept loop (`examples/support/mod.rs`, the one docs/deployment.md
 //! recommends) against clients that connect and then stall, over real sockets on
 //! 127.0.0.1: each is closed by the deadline the deployment notes name for it, and a server
-//! out of file descriptors serves again once they are closed.
+//! out of file descriptors serves again once they are closed. Also the examples' answers
+//! to odd requests: the largest `Last-Event-ID` (hello, the README's program) and a wrong
+//! method (broadcast).
 //!
 //! The deadlines are shrunk to a few hundred milliseconds, and each test checks that a
 //! connection is closed no sooner than its deadline and well before a generous bound, so
