@@ -48,13 +48,17 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(SseLayer::new().retry(Duration::from_secs(1)))
 //!     .service_fn(|req: Request<()>| async move {
-//!         // Resume after the last id the browser saw, or start at 0.
+//!         // Resume after the last id the browser saw, or start at 0; after `u64::MAX`
+//!         // there is no next id, and the stream is empty.
 //!         let next = req
 //!             .extensions()
 //!             .get::<LastEventId>()
 //!             .and_then(|id| id.parse::<u64>().ok())
-//!             .map_or(0, |id| id + 1);
-//!         let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
+//!             .map_or(Some(0), |id| id.checked_add(1));
+//!         let events = next
+//!             .into_iter()
+//!             .flat_map(|next| next..next.saturating_add(2))
+//!             .map(|seq| Event::new().id_u64(seq).data("tick"));
 //!         Ok::<_, Infallible>(Response::new(stream::iter(events)))
 //!     });
 //!
