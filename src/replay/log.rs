@@ -12,9 +12,10 @@ use crate::error::EventError;
 use crate::event::Event;
 use crate::last_event_id::LastEventId;
 
+use super::id::WireId;
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{parse_seq, Limits, WireId};
+use super::store::Limits;
 use super::subscription::Subscription;
 use super::window::{Config, Named, Resume, Window};
 
@@ -101,10 +102,10 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 ///
 /// # Storage
 ///
-/// Events live in memory, behind one lock held only to append, evict or copy out one frame
-/// handle. A backend on a shared store (for several server nodes) would take the place of
-/// that in-memory window; [`publish_with_id`](Self::publish_with_id) already lets a node
-/// feed events carrying the store's own ids (such as Redis stream ids), in order.
+/// Events live in this process's memory, behind one lock held only to append, evict or
+/// copy out one frame handle, and are gone when the process ends. For several server
+/// nodes sharing one log, `RedisLog` (feature `redis`) fills the same kind of window from
+/// a Redis stream.
 #[derive(Clone)]
 pub struct EventLog {
     inner: Arc<Inner>,
@@ -185,14 +186,14 @@ impl EventLog {
         event: Event,
     ) -> Result<u64, EventError> {
         let id = id.into();
-        if let Some(number) = parse_seq(&id) {
-            return Ok(self.publish_with_u64_id(number, event));
-        }
-        let external = Arc::<str>::from(id.as_ref());
+        let external = match WireId::parse(&id) {
+            WireId::Number(number) => return Ok(self.publish_with_u64_id(number, event)),
+            text => text,
+        };
         let event = event.id(id)?;
         Ok(self
             .window()
-            .append(Named::Caller(WireId::Text(external)), |_| event.encode()))
+            .append(Named::Caller(external), |_| event.encode()))
     }
 
     /// Appends `event` under the source's own numeric `id` (a database sequence, an

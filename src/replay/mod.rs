@@ -35,7 +35,9 @@
 //! | `feed.rs` | [`EventLog::feed`]: a log driven by a `Stream`, [`FeedItem`], [`Lagged`] |
 //! | `subscription.rs` | [`Subscription`]: the stream, one cursor per client |
 //! | `window.rs` | the window and its lock: publishers write it, subscriptions read it |
-//! | `store.rs` | the retained events in memory, in order, and how an id resolves to them |
+//! | `store/mod.rs` | the retained events in memory, in order, and how an id resolves to them |
+//! | `store/keyed.rs` | the same, appended and resolved by Redis stream id order (feature `redis`) |
+//! | `id.rs` | ids as written and read: canonical decimal numbers, the id an event went out with |
 //! | `waiters.rs` | wakers of subscriptions waiting for the next event |
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
@@ -43,9 +45,11 @@
 //!
 //! Imports run one way: `log` and `redis/` publish into a `window` and make
 //! `subscription`s of it; a `subscription` reads the `window`; the `window` keeps a
-//! `store`, its `waiters` and the `stats`.
+//! `store`, its `waiters` and the `stats`; every file that reads or writes an id does it
+//! through `id`.
 
 mod feed;
+mod id;
 mod log;
 mod policy;
 #[cfg(feature = "redis")]

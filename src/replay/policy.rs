@@ -3,7 +3,7 @@
 
 use crate::event::{EncodedEvent, Event};
 
-use super::store::WireId;
+use super::id::WireId;
 
 /// What a subscription does when it falls behind the retention window: events it had not
 /// read yet were evicted before it read them.

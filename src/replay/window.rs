@@ -10,9 +10,10 @@ use tokio::time::Instant;
 
 use crate::event::{EncodedEvent, Event};
 
+use super::id::WireId;
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{Limits, MemoryStore, WireId};
+use super::store::{Limits, MemoryStore};
 use super::waiters::Waiters;
 
 /// How a window keeps events and treats clients that cannot go on from where they are.
@@ -318,5 +319,174 @@ impl fmt::Debug for Window {
             .field("config", &self.config)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// A window fed by keys, as the Redis reader feeds it: ids resolve by order.
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use futures_util::task::noop_waker;
+
+    fn window(max_events: usize) -> Window {
+        Window::new(Config {
+            limits: Limits {
+                max_events,
+                max_bytes: usize::MAX,
+                max_age: None,
+            },
+            on_lag: OnLag::Disconnect,
+            on_unknown_id: OnUnknownId::ResetFromOldest,
+            gap: Event::new().event("reset").unwrap(),
+        })
+    }
+
+    fn feed(window: &Window, keys: &[u128]) {
+        window.feed(|store, limits| {
+            for &key in keys {
+                let id: Arc<str> = Arc::from(key.to_string());
+                let frame = Event::new().id(key.to_string()).unwrap().encode();
+                store.append_keyed(key, id, frame, None);
+            }
+            (keys.len() as u64, store.evict(limits, None))
+        });
+    }
+
+    /// A reader placed as `RedisLog::subscribe` places one that last saw `key`.
+    fn at(window: &Window, key: u128) -> Reader {
+        let (start, gap) = window.start(|store| match store.resolve_key(key) {
+            Some(cursor) => Resume::At {
+                cursor,
+                floor: Some(key),
+            },
+            None => Resume::Gap(GapReason::CursorTooOld),
+        });
+        Reader::new(start, gap)
+    }
+
+    fn live(window: &Window) -> Reader {
+        let (start, gap) = window.start(|_| Resume::Live);
+        Reader::new(start, gap)
+    }
+
+    /// What a subscription does with a window, without its policies: the frames ready at
+    /// its cursor, and whether it found itself behind the window.
+    struct Reader {
+        cursor: Cursor,
+        gap: Option<Gap>,
+    }
+
+    impl Reader {
+        fn new(start: Start, gap: Option<Gap>) -> Self {
+            match start {
+                Start::At { cursor, .. } => Self { cursor, gap },
+                Start::Rejected => panic!("the default policy does not refuse"),
+            }
+        }
+
+        fn ready(&mut self, window: &Window) -> (Vec<String>, bool) {
+            let mut frames: Vec<String> = self
+                .gap
+                .take()
+                .map(|gap| text(&gap.frame))
+                .into_iter()
+                .collect();
+            let waker = noop_waker();
+            loop {
+                assert!(frames.len() < 100);
+                match window.read(&mut self.cursor, &waker) {
+                    Read::Frame(frame) => {
+                        self.cursor.next += 1;
+                        frames.push(text(&frame));
+                    }
+                    Read::Wait => return (frames, false),
+                    Read::Behind { .. } => return (frames, true),
+                }
+            }
+        }
+
+        fn frames(&mut self, window: &Window) -> Vec<String> {
+            let (frames, behind) = self.ready(window);
+            assert!(!behind, "behind the window");
+            frames
+        }
+    }
+
+    fn text(frame: &EncodedEvent) -> String {
+        String::from_utf8(frame.as_bytes().to_vec()).unwrap()
+    }
+
+    fn ids(keys: &[u128]) -> Vec<String> {
+        keys.iter().map(|key| format!("id: {key}\n\n")).collect()
+    }
+
+    #[test]
+    fn ids_resolve_by_order() {
+        let window = window(3);
+        window.feed(|store, _| {
+            store.start_after(5, Arc::from("5"));
+            (0, 0)
+        });
+        feed(&window, &[10, 20, 30]);
+        assert_eq!(
+            at(&window, 5).frames(&window),
+            ids(&[10, 20, 30]),
+            "the boundary"
+        );
+        assert_eq!(at(&window, 10).frames(&window), ids(&[20, 30]));
+        // Between two events: the first one after it.
+        assert_eq!(at(&window, 25).frames(&window), ids(&[30]));
+        let frames = at(&window, 4).frames(&window);
+        assert!(
+            frames[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""),
+            "{frames:?}"
+        );
+        assert_eq!(frames[1..], ids(&[10, 20, 30]));
+    }
+
+    #[test]
+    fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
+        let window = window(1024);
+        feed(&window, &[10]);
+        // The client saw 30 on another node; 20 and 30 have not reached this one.
+        let mut ahead = at(&window, 30);
+        assert!(ahead.frames(&window).is_empty());
+        feed(&window, &[20]);
+        assert!(ahead.frames(&window).is_empty());
+        feed(&window, &[30, 40]);
+        assert_eq!(ahead.frames(&window), ids(&[40]));
+        feed(&window, &[50]);
+        assert_eq!(ahead.frames(&window), ids(&[50]));
+    }
+
+    #[test]
+    fn events_evicted_below_the_floor_are_not_a_lag() {
+        let window = window(2);
+        let mut ahead = at(&window, 30);
+        assert!(ahead.frames(&window).is_empty());
+        // 10 and 20 come and go before the reader reads: it did not need them.
+        feed(&window, &[10, 20, 30, 40]);
+        assert_eq!(ahead.frames(&window), ids(&[40]));
+    }
+
+    #[test]
+    fn a_skip_puts_every_reader_behind_the_window() {
+        let window = window(1024);
+        feed(&window, &[10]);
+        let mut live = live(&window);
+        assert!(live.frames(&window).is_empty());
+        window.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
+        feed(&window, &[50]);
+        // Events 20 to 40 never reached the window: the reader is behind it.
+        assert_eq!(live.ready(&window), (vec![], true));
+        let frames = at(&window, 10).frames(&window);
+        assert!(
+            frames[0].starts_with("id: 40\nevent: reset\n"),
+            "{frames:?}"
+        );
+        assert_eq!(frames[1..], ids(&[50]));
+        assert_eq!(at(&window, 40).frames(&window), ids(&[50]));
     }
 }

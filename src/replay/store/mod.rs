@@ -1,13 +1,14 @@
-//! The in-memory retention window: the seam a shared-store backend plugs in at.
+//! The retained events in memory, in order, and how a client's id resolves to them.
 //!
-//! Everything the rest of the replay log needs from storage goes through [`MemoryStore`]:
-//! append a framed event (with the caller's id, if any), read the frame at a cursor,
-//! resolve a client's `Last-Event-ID` to a cursor, and evict from the front.
+//! [`MemoryStore`] appends framed events, reads the frame at a cursor, resolves a client's
+//! `Last-Event-ID` to a cursor and evicts from the front. [`EventLog`](super::EventLog)
+//! fills it by sequence number; `RedisLog` (feature `redis`) fills it through `keyed.rs`,
+//! by the order of Redis stream ids.
 //!
-//! Every entry also carries an ordering key. For the log's own events it is the sequence
-//! number; the Redis backend (`replay/redis`) appends frames under the key of their stream
-//! entry id (`<ms>-<seq>` as `ms << 64 | seq`), so a client's id resolves by order, as "the
-//! first entry after it", even when it names an entry this node has not received yet.
+//! Every entry carries an ordering key. For the log's own events it is the sequence
+//! number; the Redis reader appends frames under the key of their stream entry id
+//! (`<ms>-<seq>` as `ms << 64 | seq`), so a client's id resolves by order, as "the first
+//! entry after it", even when it names an entry this node has not received yet.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,6 +17,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::event::EncodedEvent;
+
+use super::id::{parse_decimal, WireId};
+
+#[cfg(feature = "redis")]
+mod keyed;
 
 /// How much the window keeps; all three bounds hold after every append.
 #[derive(Debug, Clone, Copy)]
@@ -36,14 +42,6 @@ struct Entry {
     at: Option<Instant>,
     /// The caller's id, for events published with one.
     external: Option<WireId>,
-}
-
-/// The id an event went out with: a number (its sequence number, or one its publisher
-/// gave it), or the text its publisher gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum WireId {
-    Number(u64),
-    Text(Arc<str>),
 }
 
 /// Retained events, numbered by consecutive sequence numbers from 1.
@@ -147,56 +145,9 @@ impl MemoryStore {
         self.next_seq = seq + 1;
     }
 
-    /// Appends a frame under an ordering key greater than any before it, with `id` being
-    /// the id it went out with (already in the frame). Resolved by [`resolve_key`] only.
-    ///
-    /// [`resolve_key`]: Self::resolve_key
-    #[cfg(feature = "redis")]
-    pub(super) fn append_keyed(
-        &mut self,
-        key: u128,
-        id: Arc<str>,
-        frame: EncodedEvent,
-        at: Option<Instant>,
-    ) {
-        debug_assert!(key > self.newest_key(), "keys increase along the window");
-        self.push(key, frame, Some(WireId::Text(id)), at);
-    }
-
-    /// Makes `(key, id)` the boundary of an empty window: the newest event this window will
-    /// never hold. Used before a keyed window is first filled.
-    #[cfg(feature = "redis")]
-    pub(super) fn start_after(&mut self, key: u128, id: Arc<str>) {
-        debug_assert!(self.entries.is_empty());
-        self.boundary_key = key;
-        self.boundary = Some(WireId::Text(id));
-    }
-
-    /// Empties the window and leaves out one sequence number, so that every subscription
-    /// finds itself behind the window: events up to `key` (whose id is `id`) are lost to
-    /// this node. Returns how many events left the window.
-    #[cfg(feature = "redis")]
-    pub(super) fn skip_to(&mut self, key: u128, id: Arc<str>) -> u64 {
-        let evicted = self.entries.len() as u64;
-        self.entries.clear();
-        self.bytes = 0;
-        self.next_seq += 1;
-        self.boundary_key = key.max(self.boundary_key);
-        self.boundary = Some(WireId::Text(id));
-        evicted
-    }
-
     /// The frame of event `seq` and its key, if it is retained.
     pub(super) fn get(&self, seq: u64) -> Option<(u128, &EncodedEvent)> {
         self.entry(seq).map(|entry| (entry.key, &entry.frame))
-    }
-
-    /// The key of the newest event the window has had: retained, or else the boundary.
-    #[cfg(feature = "redis")]
-    pub(super) fn newest_key(&self) -> u128 {
-        self.entries
-            .back()
-            .map_or(self.boundary_key, |entry| entry.key)
     }
 
     /// The sequence number of the first retained event with a key above `key`, or
@@ -204,14 +155,6 @@ impl MemoryStore {
     pub(super) fn seq_after(&self, key: u128) -> u64 {
         let index = self.entries.partition_point(|entry| entry.key <= key);
         self.first_seq() + index as u64
-    }
-
-    /// Where a client that last saw the event with ordering key `key` resumes: the first
-    /// event after it, even one not received yet; `None` when events after it have left
-    /// the window (`key` is older than the boundary).
-    #[cfg(feature = "redis")]
-    pub(super) fn resolve_key(&self, key: u128) -> Option<u64> {
-        (key >= self.boundary_key).then(|| self.seq_after(key))
     }
 
     fn entry(&self, seq: u64) -> Option<&Entry> {
@@ -228,7 +171,7 @@ impl MemoryStore {
     /// `"07"` or `"+7"` name nothing. `"0"` names the start of a log that has evicted
     /// nothing.
     pub(super) fn resolve(&self, id: &str) -> Option<u64> {
-        let Some(seq) = parse_seq(id) else {
+        let Some(seq) = parse_decimal(id.as_bytes()) else {
             return self.by_id.get(id).copied();
         };
         if let Some(&seq) = self.by_number.get(&seq) {
@@ -249,7 +192,7 @@ impl MemoryStore {
     /// Whether `id` is a sequence number the window has moved past (rather than unknown).
     pub(super) fn is_evicted_seq(&self, id: &str) -> bool {
         // `first_seq()` is at least 1: sequence numbers start there.
-        parse_seq(id).is_some_and(|seq| seq < self.first_seq() - 1)
+        parse_decimal(id.as_bytes()).is_some_and(|seq| seq < self.first_seq() - 1)
     }
 
     /// The id event `seq` went out with, for `seq` from `first_seq() - 1` to
@@ -325,21 +268,6 @@ fn expired(at: Option<Instant>, now: Option<Instant>, max_age: Option<Duration>)
     }
 }
 
-/// Parses a number written as the log writes them: digits, no sign, no leading 0.
-pub(super) fn parse_seq(id: &str) -> Option<u64> {
-    let bytes = id.as_bytes();
-    let canonical = match bytes {
-        [] => false,
-        [b'0'] => true,
-        [first, ..] => *first != b'0' && bytes.iter().all(u8::is_ascii_digit),
-    };
-    if canonical {
-        id.parse().ok()
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,10 +282,7 @@ mod tests {
     fn push(store: &mut MemoryStore, external: Option<&str>) -> u64 {
         let seq = store.next_seq();
         let frame = Event::new().id_u64(seq).data("x").encode();
-        let external = external.map(|id| match parse_seq(id) {
-            Some(number) => WireId::Number(number),
-            None => WireId::Text(Arc::from(id)),
-        });
+        let external = external.map(WireId::parse);
         store.append(seq, frame, external, None);
         seq
     }
@@ -366,26 +291,6 @@ mod tests {
         Limits {
             max_events: n,
             ..UNBOUNDED
-        }
-    }
-
-    #[test]
-    fn canonical_sequence_numbers_only() {
-        assert_eq!(parse_seq("0"), Some(0));
-        assert_eq!(parse_seq("42"), Some(42));
-        assert_eq!(parse_seq("18446744073709551615"), Some(u64::MAX));
-        for bad in [
-            "",
-            "00",
-            "07",
-            "+7",
-            "-1",
-            " 7",
-            "7 ",
-            "1e3",
-            "18446744073709551616",
-        ] {
-            assert_eq!(parse_seq(bad), None, "{bad:?}");
         }
     }
 
