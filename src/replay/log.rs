@@ -17,7 +17,7 @@ use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
 use super::store::Limits;
 use super::subscription::Subscription;
-use super::window::{Config, Named, Resume, Window};
+use super::window::{Named, Resume, Window, WindowConfig};
 
 const DEFAULT_MAX_EVENTS: usize = 1024;
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
@@ -314,7 +314,9 @@ impl Default for EventLog {
 
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.window(), f)
+        f.debug_struct("EventLog")
+            .field("window", self.window())
+            .finish_non_exhaustive()
     }
 }
 
@@ -347,13 +349,13 @@ impl fmt::Debug for EventLog {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct EventLogBuilder {
-    config: Config,
+    config: WindowConfig,
 }
 
 impl Default for EventLogBuilder {
     fn default() -> Self {
         Self {
-            config: Config {
+            config: WindowConfig {
                 limits: Limits {
                     max_events: DEFAULT_MAX_EVENTS,
                     max_bytes: DEFAULT_MAX_BYTES,

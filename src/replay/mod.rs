@@ -11,6 +11,14 @@
 //! - `redis` (feature `redis`): `RedisLog`, the same window fed from a Redis stream shared by
 //!   several server nodes.
 //!
+//! Words, used in this one sense each throughout:
+//! - a **gap**: events a client will not get (evicted before it read or resumed, or lost
+//!   before they reached the log); it always hears of one, through the gap event.
+//! - **`reset`**: the default event type of the gap event on the wire.
+//! - **lagged**: a loss at the source ([`Lagged`]), or a subscription that fell behind the
+//!   window ([`OnLag`]); both end in a gap event.
+//! - an **unknown id**: a `Last-Event-ID` the log cannot place ([`OnUnknownId`]).
+//!
 //! ```
 //! use futures_util::StreamExt;
 //! use tower_sse::replay::EventLog;

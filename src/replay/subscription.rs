@@ -34,7 +34,7 @@ pub struct Subscription {
     cursor: Cursor,
     /// Sent before anything else.
     gap: Option<Gap>,
-    phase: Phase,
+    state: SubscriptionState,
     replay_end: u64,
     /// Replayed events not yet added to the shared counter, which is touched once per
     /// catch-up rather than once per event.
@@ -42,7 +42,7 @@ pub struct Subscription {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum SubscriptionState {
     Reading,
     Ended,
     Rejected,
@@ -53,10 +53,10 @@ impl Subscription {
     pub(super) fn start(window: Arc<Window>, resolve: impl FnOnce(&MemoryStore) -> Resume) -> Self {
         let (start, gap) = window.start(resolve);
         let counters = window.counters();
-        let (phase, cursor, replay_end) = match start {
+        let (state, cursor, replay_end) = match start {
             Start::At { cursor, replay_end } => {
                 Counters::add(&counters.live_subscribers, 1);
-                (Phase::Reading, cursor, replay_end)
+                (SubscriptionState::Reading, cursor, replay_end)
             }
             Start::Rejected => {
                 Counters::add(&counters.rejected, 1);
@@ -66,14 +66,14 @@ impl Subscription {
                     floor: None,
                     slot: None,
                 };
-                (Phase::Rejected, cursor, 0)
+                (SubscriptionState::Rejected, cursor, 0)
             }
         };
         Self {
             window,
             cursor,
             gap,
-            phase,
+            state,
             replay_end,
             replayed: 0,
         }
@@ -83,22 +83,22 @@ impl Subscription {
     /// [`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent): the stream is empty, and
     /// the response should be `204 No Content` so that `EventSource` stops reconnecting.
     pub fn is_rejected(&self) -> bool {
-        self.phase == Phase::Rejected
+        self.state == SubscriptionState::Rejected
     }
 
     fn send_gap(&mut self, gap: Gap) -> EncodedEvent {
-        Counters::add(&self.window.counters().gap_signals, 1);
+        Counters::add(&self.window.counters().gap_events, 1);
         tracing::debug!(
             reason = gap.reason.as_str(),
             resume_from = gap.resume_from,
-            "sse replay gap signalled"
+            "sse replay sent a gap event"
         );
         gap.frame
     }
 
     fn end(&mut self) {
-        if self.phase == Phase::Reading {
-            self.phase = Phase::Ended;
+        if self.state == SubscriptionState::Reading {
+            self.state = SubscriptionState::Ended;
             self.window
                 .counters()
                 .live_subscribers
@@ -120,7 +120,7 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EncodedEvent>> {
         let this = self.get_mut();
-        if this.phase != Phase::Reading {
+        if this.state != SubscriptionState::Reading {
             return Poll::Ready(None);
         }
         if let Some(gap) = this.gap.take() {
@@ -160,18 +160,18 @@ impl Stream for Subscription {
     }
 
     /// At least the pending gap event; no upper bound while it reads, as the log may
-    /// grow, and no more lower bound than that, as eviction may end or skip the stream.
+    /// grow, and no more lower bound than that, as eviction may end the stream or move it ahead.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match self.phase {
-            Phase::Reading => (usize::from(self.gap.is_some()), None),
-            Phase::Ended | Phase::Rejected => (0, Some(0)),
+        match self.state {
+            SubscriptionState::Reading => (usize::from(self.gap.is_some()), None),
+            SubscriptionState::Ended | SubscriptionState::Rejected => (0, Some(0)),
         }
     }
 }
 
 impl FusedStream for Subscription {
     fn is_terminated(&self) -> bool {
-        self.phase != Phase::Reading
+        self.state != SubscriptionState::Reading
     }
 }
 
@@ -188,7 +188,7 @@ impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("cursor", &self.cursor.next)
-            .field("phase", &self.phase)
+            .field("state", &self.state)
             .field("gap_pending", &self.gap.is_some())
             .finish_non_exhaustive()
     }

@@ -18,7 +18,7 @@ use super::waiters::Waiters;
 
 /// How a window keeps events and treats clients that cannot go on from where they are.
 #[derive(Debug, Clone)]
-pub(super) struct Config {
+pub(super) struct WindowConfig {
     pub(super) limits: Limits,
     pub(super) on_lag: OnLag,
     pub(super) on_unknown_id: OnUnknownId,
@@ -28,7 +28,7 @@ pub(super) struct Config {
 
 /// The window and what guards it.
 pub(super) struct Window {
-    config: Config,
+    config: WindowConfig,
     /// Serializes publishers and holds the next sequence number, so that the costly part of
     /// publishing (framing) runs outside the lock subscriptions read through.
     publisher: Mutex<u64>,
@@ -106,7 +106,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Window {
-    pub(super) fn new(config: Config) -> Self {
+    pub(super) fn new(config: WindowConfig) -> Self {
         Self {
             config,
             publisher: Mutex::new(1),
@@ -118,7 +118,7 @@ impl Window {
         }
     }
 
-    pub(super) fn config(&self) -> &Config {
+    pub(super) fn config(&self) -> &WindowConfig {
         &self.config
     }
 
@@ -177,7 +177,7 @@ impl Window {
             *next_seq = state.store.next_seq();
             let bytes_bound = state.store.take_bytes_bound();
             // Every change matters to waiting readers: even one that appends and evicts
-            // nothing may have left a hole in the sequence numbers.
+            // nothing may have opened a gap in the sequence numbers.
             (appended, evicted, bytes_bound, state.waiters.take_armed())
         };
         drop(next_seq);
@@ -313,7 +313,7 @@ impl fmt::Debug for Window {
             let store = &state.store;
             (store.first_seq(), store.next_seq(), store.bytes())
         };
-        f.debug_struct("EventLog")
+        f.debug_struct("Window")
             .field("retained", &(first..next))
             .field("retained_bytes", &bytes)
             .field("config", &self.config)
@@ -331,7 +331,7 @@ mod tests {
     use futures_util::task::noop_waker;
 
     fn window(max_events: usize) -> Window {
-        Window::new(Config {
+        Window::new(WindowConfig {
             limits: Limits {
                 max_events,
                 max_bytes: usize::MAX,
@@ -472,12 +472,12 @@ mod tests {
     }
 
     #[test]
-    fn a_skip_puts_every_reader_behind_the_window() {
+    fn a_gap_puts_every_reader_behind_the_window() {
         let window = window(1024);
         feed(&window, &[10]);
         let mut live = live(&window);
         assert!(live.frames(&window).is_empty());
-        window.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
+        window.feed(|store, _| (0, store.gap_to(40, Arc::from("40"))));
         feed(&window, &[50]);
         // Events 20 to 40 never reached the window: the reader is behind it.
         assert_eq!(live.ready(&window), (vec![], true));

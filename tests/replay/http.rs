@@ -107,7 +107,7 @@ async fn reconnecting_clients_get_every_event_exactly_once() {
     );
     assert!(reconnects >= CLIENTS);
     assert_eq!(stats.published, EVENTS);
-    assert_eq!(stats.gap_signals, 0);
+    assert_eq!(stats.gap_events, 0);
     assert_eq!(stats.lag_disconnects, 0);
 }
 

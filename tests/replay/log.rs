@@ -113,7 +113,7 @@ fn resumes_right_after_a_known_id() {
         assert_eq!(seqs(&drain(subscription)), [6]);
     }
     assert_eq!(log.stats().replayed, 3 + 5);
-    assert_eq!(log.stats().gap_signals, 0);
+    assert_eq!(log.stats().gap_events, 0);
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ fn unknown_ids_reset_from_the_oldest_by_default() {
     assert_eq!(seqs(&drain(&mut after_gap)), [3, 4, 5]);
 
     let stats = log.stats();
-    assert_eq!(stats.gap_signals, 5);
+    assert_eq!(stats.gap_events, 5);
     assert_eq!(stats.evicted, 2);
 }
 
@@ -221,7 +221,7 @@ fn no_content_refuses_unknown_ids_only() {
 
     let stats = log.stats();
     assert_eq!(stats.rejected, 2);
-    assert_eq!(stats.gap_signals, 0);
+    assert_eq!(stats.gap_events, 0);
     assert_eq!(stats.live_subscribers, 1, "only `known` is still alive");
 }
 
@@ -326,7 +326,7 @@ async fn expiry_is_noticed_when_reading() {
     assert_eq!(text(&ready(&mut slow).unwrap()), gap("1", "lagged", 2));
     assert!(is_pending(&mut slow));
     let stats = log.stats();
-    assert_eq!((stats.evicted, stats.gap_signals), (1, 1));
+    assert_eq!((stats.evicted, stats.gap_events), (1, 1));
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn skip_ahead_signals_the_gap_exactly_where_events_were_lost() {
     assert_eq!(rest, (16..=25).collect::<Vec<_>>());
 
     let stats = log.stats();
-    assert_eq!((stats.gap_signals, stats.lag_disconnects), (1, 0));
+    assert_eq!((stats.gap_events, stats.lag_disconnects), (1, 0));
     assert_eq!(stats.live_subscribers, 1);
 }
 
@@ -848,7 +848,7 @@ async fn stress(yield_every: Option<u64>) {
     assert_eq!(stats.published, STRESS_EVENTS);
     assert!(stats.replayed > 0, "reconnects replayed from the log");
     assert_eq!(stats.evicted, 0);
-    assert_eq!(stats.gap_signals, 0);
+    assert_eq!(stats.gap_events, 0);
     assert_eq!(stats.lag_disconnects, 0);
     assert_eq!(stats.live_subscribers, 0);
 }

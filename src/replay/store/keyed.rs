@@ -34,10 +34,10 @@ impl MemoryStore {
         self.boundary = Some(WireId::Text(id));
     }
 
-    /// Empties the window and leaves out one sequence number, so that every subscription
-    /// finds itself behind the window: events up to `key` (whose id is `id`) are lost to
-    /// this node. Returns how many events left the window.
-    pub(in crate::replay) fn skip_to(&mut self, key: u128, id: Arc<str>) -> u64 {
+    /// Opens a gap: empties the window and leaves out one sequence number, so that every
+    /// subscription finds itself behind the window: events up to `key` (whose id is `id`)
+    /// are lost to this node. Returns how many events left the window.
+    pub(in crate::replay) fn gap_to(&mut self, key: u128, id: Arc<str>) -> u64 {
         let evicted = self.entries.len() as u64;
         self.entries.clear();
         self.bytes = 0;
