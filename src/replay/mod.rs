@@ -68,6 +68,8 @@ mod subscription;
 mod waiters;
 mod window;
 
+pub use crate::error::IdNotIncreasing;
+
 pub use self::feed::{Feed, FeedEnd, FeedItem, Lagged};
 pub use self::log::{EventLog, EventLogBuilder};
 pub use self::policy::{OnLag, OnUnknownId};

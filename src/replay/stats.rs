@@ -36,6 +36,9 @@ pub struct ReplayStats {
     /// broadcast receiver; see [`EventLog::feed`](crate::replay::EventLog::feed)). Each loss is
     /// published as one gap event, which `published` counts like any other event.
     pub source_lost: u64,
+    /// Numbered items a feed left out because their number was not above the log's last
+    /// numeric id (see [`EventLog::feed`](crate::replay::EventLog::feed)).
+    pub out_of_order: u64,
 }
 
 /// The shared counters behind [`ReplayStats`]; relaxed, as they order nothing.
@@ -49,6 +52,7 @@ pub(super) struct Counters {
     pub(super) rejected: AtomicU64,
     pub(super) live_subscribers: AtomicU64,
     pub(super) source_lost: AtomicU64,
+    pub(super) out_of_order: AtomicU64,
 }
 
 impl Counters {
@@ -69,6 +73,7 @@ impl Counters {
             rejected: read(&self.rejected),
             live_subscribers: read(&self.live_subscribers),
             source_lost: read(&self.source_lost),
+            out_of_order: read(&self.out_of_order),
         }
     }
 }

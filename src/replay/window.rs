@@ -11,9 +11,12 @@ use tokio::time::Instant;
 use crate::event::{EncodedEvent, Event};
 
 use super::id::WireId;
+use crate::error::IdNotIncreasing;
+
+use super::id::next_clock_id;
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{Limits, MemoryStore};
+use super::store::{number_key, Limits, MemoryStore};
 use super::waiters::Waiters;
 
 /// How a window keeps events and treats clients that cannot go on from where they are.
@@ -29,9 +32,9 @@ pub(super) struct WindowConfig {
 /// The window and what guards it.
 pub(super) struct Window {
     config: WindowConfig,
-    /// Serializes publishers and holds the next sequence number, so that the costly part of
+    /// Serializes publishers and numbers their events, so that the costly part of
     /// publishing (framing) runs outside the lock subscriptions read through.
-    publisher: Mutex<u64>,
+    publisher: Mutex<Numbering>,
     state: Mutex<State>,
     counters: Counters,
 }
@@ -93,10 +96,120 @@ pub(super) enum Read {
 /// What a publisher hands the window besides the frame: the id a client may name it by.
 #[derive(Debug)]
 pub(super) enum Named {
-    /// Its sequence number.
-    Seq,
+    /// The next automatic id.
+    Auto,
     /// The caller's id (numeric or text), already in the frame.
     Caller(WireId),
+}
+
+/// The numbers an appended event gets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Numbered {
+    /// Its place in the window.
+    pub(super) seq: u64,
+    /// Its numeric id, for [`Named::Auto`] and numeric [`Named::Caller`] ids.
+    pub(super) id: u64,
+}
+
+/// How publishers number events; behind the publishers' lock.
+///
+/// Numeric ids increase along a window, so that a numeric `Last-Event-ID` resolves by
+/// order. Automatic ids come from the clock (see `id.rs`), unless the window's first
+/// numeric id was the caller's: then they count on from the caller's, so that a source
+/// with its own small numbers can mix in the log's events (a feed's gap events) without
+/// leaping ahead of its next number.
+#[derive(Debug)]
+struct Numbering {
+    next_seq: u64,
+    /// The newest numeric id; 0 before the first.
+    last_id: u64,
+    /// Events with a text id since the newest numeric one: they are keyed after its key.
+    texts_since: u64,
+    /// Whether the first numeric id was the caller's; `None` before it.
+    caller_first: Option<bool>,
+}
+
+/// An event's numbers before it is appended.
+#[derive(Debug)]
+struct Assigned {
+    numbered: Numbered,
+    key: u128,
+    id: WireId,
+    /// Whether it takes a new number (rather than being keyed after the last one).
+    numbers: bool,
+}
+
+impl Numbering {
+    fn new() -> Self {
+        Self {
+            next_seq: 1,
+            last_id: 0,
+            texts_since: 0,
+            caller_first: None,
+        }
+    }
+
+    /// Numbers the next event; changes nothing but the process-wide high-water mark.
+    fn assign(&self, named: Named) -> Result<Assigned, IdNotIncreasing> {
+        let seq = self.next_seq;
+        let number = |id| Assigned {
+            numbered: Numbered { seq, id },
+            key: number_key(id),
+            id: WireId::Number(id),
+            numbers: true,
+        };
+        match named {
+            Named::Auto => {
+                let next = match self.caller_first {
+                    Some(true) => self.last_id.checked_add(1),
+                    None | Some(false) => next_clock_id(self.last_id),
+                };
+                Ok(next.map_or_else(|| self.past_the_last_number(), number))
+            }
+            Named::Caller(WireId::Number(id)) if id > self.last_id => Ok(number(id)),
+            Named::Caller(WireId::Number(id)) => Err(IdNotIncreasing::new(id, self.last_id)),
+            Named::Caller(id @ WireId::Text(_)) => Ok(Assigned {
+                numbered: Numbered {
+                    seq,
+                    id: self.last_id,
+                },
+                key: self.text_key(),
+                id,
+                numbers: false,
+            }),
+        }
+    }
+
+    /// After a caller's id of `u64::MAX` no number is left: later automatic events repeat
+    /// it (keyed like text, so the window's order holds), and a client that resumes from
+    /// it gets them again. Logged, as it is the caller's doing.
+    fn past_the_last_number(&self) -> Assigned {
+        tracing::error!("sse event log has no id left above u64::MAX; its events repeat it");
+        Assigned {
+            numbered: Numbered {
+                seq: self.next_seq,
+                id: self.last_id,
+            },
+            key: self.text_key(),
+            id: WireId::Number(self.last_id),
+            numbers: false,
+        }
+    }
+
+    fn text_key(&self) -> u128 {
+        number_key(self.last_id) + u128::from(self.texts_since) + 1
+    }
+
+    fn commit(&mut self, assigned: &Assigned, named_by_caller: bool) {
+        self.next_seq = assigned.numbered.seq + 1;
+        if assigned.numbers {
+            self.last_id = assigned.numbered.id;
+            self.texts_since = 0;
+            self.caller_first.get_or_insert(named_by_caller);
+        } else {
+            self.texts_since += 1;
+        }
+    }
 }
 
 /// Locks, recovering from poisoning: no critical section here leaves the state half
@@ -109,7 +222,7 @@ impl Window {
     pub(super) fn new(config: WindowConfig) -> Self {
         Self {
             config,
-            publisher: Mutex::new(1),
+            publisher: Mutex::new(Numbering::new()),
             state: Mutex::new(State {
                 store: MemoryStore::new(),
                 waiters: Waiters::default(),
@@ -130,29 +243,36 @@ impl Window {
         self.counters.snapshot()
     }
 
-    /// Appends the frame `frame` makes for the next sequence number, and wakes waiting
-    /// readers. Returns the sequence number.
+    /// Numbers the next event as `named` says, appends the frame `frame` makes for those
+    /// numbers, and wakes waiting readers. Returns the numbers.
     ///
     /// `frame` runs under the publishers' lock only, not the one readers take.
-    pub(super) fn append(&self, named: Named, frame: impl FnOnce(u64) -> EncodedEvent) -> u64 {
-        let mut next_seq = lock(&self.publisher);
-        let seq = *next_seq;
-        let frame = frame(seq);
+    ///
+    /// # Errors
+    ///
+    /// A caller's numeric id not above the last one; nothing is appended then.
+    pub(super) fn append(
+        &self,
+        named: Named,
+        frame: impl FnOnce(Numbered) -> EncodedEvent,
+    ) -> Result<Numbered, IdNotIncreasing> {
+        let mut numbering = lock(&self.publisher);
+        let by_caller = matches!(named, Named::Caller(_));
+        let assigned = numbering.assign(named)?;
+        let numbered = assigned.numbered;
+        let frame = frame(numbered);
         let limits = &self.config.limits;
         let at = limits.max_age.map(|_| Instant::now());
+        numbering.commit(&assigned, by_caller);
         let (evicted, bytes_bound, wakers) = {
             let mut state = lock(&self.state);
-            let external = match named {
-                Named::Seq => None,
-                Named::Caller(id) => Some(id),
-            };
-            state.store.append(seq, frame, external, at);
+            let Assigned { key, id, .. } = assigned;
+            state.store.append(numbered.seq, key, frame, id, at);
             let evicted = state.store.evict(limits, at);
             let bytes_bound = state.store.take_bytes_bound();
             (evicted, bytes_bound, state.waiters.take_armed())
         };
-        *next_seq = seq + 1;
-        drop(next_seq);
+        drop(numbering);
 
         Counters::add(&self.counters.published, 1);
         Counters::add(&self.counters.evicted, evicted);
@@ -160,7 +280,7 @@ impl Window {
         for waker in wakers {
             waker.wake();
         }
-        seq
+        Ok(numbered)
     }
 
     /// Runs `change` on the store under both locks, then wakes waiting readers.
@@ -170,17 +290,17 @@ impl Window {
     #[cfg(feature = "redis")]
     pub(super) fn feed(&self, change: impl FnOnce(&mut MemoryStore, &Limits) -> (u64, u64)) {
         // Keeps `append` (never called on such a window) in step with the store.
-        let mut next_seq = lock(&self.publisher);
+        let mut numbering = lock(&self.publisher);
         let (appended, evicted, bytes_bound, wakers) = {
             let mut state = lock(&self.state);
             let (appended, evicted) = change(&mut state.store, &self.config.limits);
-            *next_seq = state.store.next_seq();
+            numbering.next_seq = state.store.next_seq();
             let bytes_bound = state.store.take_bytes_bound();
             // Every change matters to waiting readers: even one that appends and evicts
             // nothing may have opened a gap in the sequence numbers.
             (appended, evicted, bytes_bound, state.waiters.take_armed())
         };
-        drop(next_seq);
+        drop(numbering);
         Counters::add(&self.counters.published, appended);
         Counters::add(&self.counters.evicted, evicted);
         self.warn_bytes_bound(bytes_bound);

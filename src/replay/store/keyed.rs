@@ -23,7 +23,7 @@ impl MemoryStore {
         at: Option<Instant>,
     ) {
         debug_assert!(key > self.newest_key(), "keys increase along the window");
-        self.push(key, frame, Some(WireId::Text(id)), at);
+        self.push(key, frame, WireId::Text(id), at);
     }
 
     /// Makes `(key, id)` the boundary of an empty window: the newest event this window will

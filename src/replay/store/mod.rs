@@ -1,14 +1,16 @@
 //! The retained events in memory, in order, and how a client's id resolves to them.
 //!
 //! [`MemoryStore`] appends framed events, reads the frame at a cursor, resolves a client's
-//! `Last-Event-ID` to a cursor and evicts from the front. [`EventLog`](super::EventLog)
-//! fills it by sequence number; `RedisLog` (feature `redis`) fills it through `keyed.rs`,
-//! by the order of Redis stream ids.
+//! `Last-Event-ID` to a cursor and evicts from the front. Cursors are sequence numbers,
+//! consecutive from 1 in each store: they place events, they are not ids.
 //!
-//! Every entry carries an ordering key. For the log's own events it is the sequence
-//! number; the Redis reader appends frames under the key of their stream entry id
-//! (`<ms>-<seq>` as `ms << 64 | seq`), so a client's id resolves by order, as "the first
-//! entry after it", even when it names an entry this node has not received yet.
+//! Every entry carries an ordering key that increases along the store. An
+//! [`EventLog`](super::EventLog)'s event with a numeric id `n` has the key `n << 64`; one
+//! with a text id the key of the numeric id before it plus its count since, so a numeric
+//! `Last-Event-ID` is placed by order among both. `RedisLog` (feature `redis`) appends
+//! through `keyed.rs`, under the key of each stream entry id (`<ms>-<seq>` as
+//! `ms << 64 | seq`), so there a client's id resolves as "the first entry after it", even
+//! when it names an entry this node has not received yet.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -35,13 +37,29 @@ pub(super) struct Limits {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    /// Increasing along the window.
+    /// Increasing along the store.
     key: u128,
     frame: EncodedEvent,
     /// Only read when the window has a `max_age`.
     at: Option<Instant>,
-    /// The caller's id, for events published with one.
-    external: Option<WireId>,
+    /// The id it went out with.
+    id: WireId,
+}
+
+/// The ordering key of an event with the numeric id `id`.
+pub(super) fn number_key(id: u64) -> u128 {
+    u128::from(id) << 64
+}
+
+/// Where a client's `Last-Event-ID` places it in an [`EventLog`](super::EventLog)'s store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resolved {
+    /// Right after the event with this sequence number (0: the start of the log).
+    After(u64),
+    /// An id of this log whose next events have left the window.
+    TooOld,
+    /// Not an id of this log, or one it has forgotten.
+    Unknown,
 }
 
 /// Retained events, numbered by consecutive sequence numbers from 1.
@@ -55,14 +73,16 @@ pub(super) struct MemoryStore {
     entries: VecDeque<Entry>,
     next_seq: u64,
     bytes: usize,
-    /// The caller's id of the boundary event, if it had one.
+    /// The id of the boundary event; `None` while nothing was evicted (the start of the
+    /// log, whose id is `0`).
     boundary: Option<WireId>,
     /// The key of the boundary event: every event with a key up to it has left the window.
     boundary_key: u128,
-    /// Caller ids of the retained events and the boundary, text and numeric apart (so a
-    /// numeric `Last-Event-ID` is looked up as a number); the latest use of an id wins.
+    /// Text ids of the retained events and the boundary; the latest use of an id wins.
     by_id: HashMap<Arc<str>, u64>,
-    by_number: HashMap<u64, u64>,
+    /// The first and the newest numeric id appended (`None`: none yet): the range of
+    /// numeric ids this store can know.
+    numbers: Option<(u64, u64)>,
     /// Whether an eviction has happened for `max_bytes` while `max_events` had room.
     bytes_bound: BytesBound,
 }
@@ -84,7 +104,7 @@ impl MemoryStore {
             boundary: None,
             boundary_key: 0,
             by_id: HashMap::new(),
-            by_number: HashMap::new(),
+            numbers: None,
             bytes_bound: BytesBound::No,
         }
     }
@@ -105,34 +125,37 @@ impl MemoryStore {
         self.bytes
     }
 
-    /// Appends the frame of event `seq`, which must be `next_seq()`; its key is `seq`.
+    /// Appends the frame of event `seq`, which must be `next_seq()`, under `key`, which
+    /// must be above every key before it, with `id` the id it went out with.
     pub(super) fn append(
         &mut self,
         seq: u64,
+        key: u128,
         frame: EncodedEvent,
-        external: Option<WireId>,
+        id: WireId,
         at: Option<Instant>,
     ) {
         debug_assert_eq!(seq, self.next_seq, "events are appended in sequence");
-        match &external {
-            Some(WireId::Text(id)) => {
-                self.by_id.insert(id.clone(), seq);
+        match &id {
+            WireId::Text(text) => {
+                self.by_id.insert(text.clone(), seq);
             }
-            Some(WireId::Number(id)) => {
-                self.by_number.insert(*id, seq);
+            WireId::Number(number) => {
+                let first = self.numbers.map_or(*number, |(first, _)| first);
+                self.numbers = Some((first, *number));
             }
-            None => {}
         }
-        self.push(u128::from(seq), frame, external, at);
+        self.push(key, frame, id, at);
     }
 
-    fn push(
-        &mut self,
-        key: u128,
-        frame: EncodedEvent,
-        external: Option<WireId>,
-        at: Option<Instant>,
-    ) {
+    fn push(&mut self, key: u128, frame: EncodedEvent, id: WireId, at: Option<Instant>) {
+        debug_assert!(
+            self.entries
+                .back()
+                .map_or(self.boundary_key, |entry| entry.key)
+                < key,
+            "keys increase along the store"
+        );
         let seq = self.next_seq;
         self.bytes += frame.as_bytes().len();
         self.entries.push_back(Entry {
@@ -140,7 +163,7 @@ impl MemoryStore {
             key,
             frame,
             at,
-            external,
+            id,
         });
         self.next_seq = seq + 1;
     }
@@ -162,48 +185,60 @@ impl MemoryStore {
         self.entries.get(index)
     }
 
-    /// The sequence number of the event a client names by `id`, if the window still knows
-    /// it: a retained event, or the boundary just before them.
+    /// Places a client that names `id` as its last event, for an
+    /// [`EventLog`](super::EventLog)'s store.
     ///
-    /// Caller ids are looked up first (a number in canonical decimal as a number, anything
-    /// else as text); otherwise `id` must be a sequence number the log assigned itself, in
-    /// canonical decimal, so `"7"` never names an event published under another id, and
-    /// `"07"` or `"+7"` name nothing. `"0"` names the start of a log that has evicted
-    /// nothing.
-    pub(super) fn resolve(&self, id: &str) -> Option<u64> {
-        let Some(seq) = parse_decimal(id.as_bytes()) else {
-            return self.by_id.get(id).copied();
+    /// - Text resolves by lookup: a retained event's id, or the boundary's.
+    /// - `0` is the start of the log: everything, while nothing was evicted.
+    /// - Any other number in canonical decimal resolves by order against this log's own
+    ///   range of numeric ids. Below the first or above the newest it is not this log's
+    ///   (it comes from before this log was made, from another log, or from another
+    ///   process): unknown. Within the range it must be a retained event's id or the
+    ///   boundary's; below the boundary it is too old; anything else within the range is
+    ///   no id this log gave: unknown, never a guess at a neighbour.
+    ///
+    /// `"07"` or `"+7"` are text, so they never name event 7.
+    pub(super) fn resolve(&self, id: &str) -> Resolved {
+        let Some(number) = parse_decimal(id.as_bytes()) else {
+            return self
+                .by_id
+                .get(id)
+                .map_or(Resolved::Unknown, |&seq| Resolved::After(seq));
         };
-        if let Some(&seq) = self.by_number.get(&seq) {
-            return Some(seq);
+        if number == 0 {
+            return if self.boundary.is_none() && self.first_seq() == 1 {
+                Resolved::After(0)
+            } else {
+                Resolved::TooOld
+            };
         }
-        if seq >= self.next_seq {
-            return None;
+        match self.numbers {
+            Some((first, newest)) if (first..=newest).contains(&number) => {}
+            _ => return Resolved::Unknown,
         }
-        let first = self.first_seq();
-        let assigned = if seq == first - 1 {
-            self.boundary.is_none()
-        } else {
-            self.entry(seq)?.external.is_none()
-        };
-        assigned.then_some(seq)
-    }
-
-    /// Whether `id` is a sequence number the window has moved past (rather than unknown).
-    pub(super) fn is_evicted_seq(&self, id: &str) -> bool {
-        // `first_seq()` is at least 1: sequence numbers start there.
-        parse_decimal(id.as_bytes()).is_some_and(|seq| seq < self.first_seq() - 1)
+        let key = number_key(number);
+        if key < self.boundary_key {
+            return Resolved::TooOld;
+        }
+        if key == self.boundary_key {
+            return Resolved::After(self.first_seq() - 1);
+        }
+        let index = self.entries.partition_point(|entry| entry.key < key);
+        match self.entries.get(index) {
+            Some(entry) if entry.key == key => Resolved::After(entry.seq),
+            _ => Resolved::Unknown,
+        }
     }
 
     /// The id event `seq` went out with, for `seq` from `first_seq() - 1` to
-    /// `next_seq() - 1`; `Seq(0)` stands for the start of the log.
+    /// `next_seq() - 1`; `0` stands for the start of the log.
     pub(super) fn wire_id(&self, seq: u64) -> WireId {
-        let external = if seq == self.first_seq() - 1 {
+        let id = if seq == self.first_seq() - 1 {
             self.boundary.clone()
         } else {
-            self.entry(seq).and_then(|entry| entry.external.clone())
+            self.entry(seq).map(|entry| entry.id.clone())
         };
-        external.unwrap_or(WireId::Number(seq))
+        id.unwrap_or(WireId::Number(0))
     }
 
     /// Evicts from the front until every limit holds; returns how many went.
@@ -248,16 +283,12 @@ impl MemoryStore {
         // The old boundary is now two behind the window: resuming from it would lose the
         // event just evicted, so its id no longer resolves.
         let previous = entry.seq - 1;
-        match self.boundary.take() {
-            Some(WireId::Text(old)) if self.by_id.get(&old) == Some(&previous) => {
+        if let Some(WireId::Text(old)) = self.boundary.take() {
+            if self.by_id.get(&old) == Some(&previous) {
                 self.by_id.remove(&old);
             }
-            Some(WireId::Number(old)) if self.by_number.get(&old) == Some(&previous) => {
-                self.by_number.remove(&old);
-            }
-            _ => {}
         }
-        self.boundary = entry.external;
+        self.boundary = Some(entry.id);
     }
 }
 
@@ -279,11 +310,16 @@ mod tests {
         max_age: None,
     };
 
-    fn push(store: &mut MemoryStore, external: Option<&str>) -> u64 {
+    /// Appends an event with `id`: a number keyed by itself, or text keyed just after the
+    /// event before it, as the window numbers them.
+    fn push(store: &mut MemoryStore, id: &str) -> u64 {
         let seq = store.next_seq();
-        let frame = Event::new().id_u64(seq).data("x").encode();
-        let external = external.map(WireId::parse);
-        store.append(seq, frame, external, None);
+        let id = WireId::parse(id);
+        let key = match &id {
+            WireId::Number(number) => number_key(*number),
+            WireId::Text(_) => store.entries.back().map_or(store.boundary_key, |e| e.key) + 1,
+        };
+        store.append(seq, key, Event::new().data("x").encode(), id, None);
         seq
     }
 
@@ -295,66 +331,88 @@ mod tests {
     }
 
     #[test]
-    fn resolves_the_window_and_its_boundary() {
+    fn numbers_resolve_against_the_logs_own_range() {
         let mut store = MemoryStore::new();
-        assert_eq!(store.resolve("0"), Some(0));
-        assert_eq!(store.resolve("1"), None, "from the future");
-        for _ in 0..5 {
-            push(&mut store, None);
+        assert_eq!(store.resolve("0"), Resolved::After(0), "the start");
+        assert_eq!(store.resolve("1"), Resolved::Unknown, "no number given yet");
+        for id in 101..=105 {
+            push(&mut store, &id.to_string());
         }
         assert_eq!(store.evict(&limit_events(3), None), 2);
         assert_eq!((store.first_seq(), store.next_seq()), (3, 6));
-        assert_eq!(store.resolve("1"), None, "evicted");
-        assert_eq!(store.resolve("0"), None, "evicted");
-        assert_eq!(store.resolve("2"), Some(2), "boundary");
-        assert_eq!(store.resolve("5"), Some(5));
-        assert_eq!(store.resolve("6"), None);
-        assert_eq!(store.wire_id(2), WireId::Number(2));
+        assert_eq!(store.resolve("100"), Resolved::Unknown, "before this log");
+        assert_eq!(store.resolve("1"), Resolved::Unknown, "before this log");
+        assert_eq!(store.resolve("101"), Resolved::TooOld);
+        assert_eq!(store.resolve("0"), Resolved::TooOld);
+        assert_eq!(store.resolve("102"), Resolved::After(2), "the boundary");
+        assert_eq!(store.resolve("105"), Resolved::After(5));
+        assert_eq!(store.resolve("106"), Resolved::Unknown, "from the future");
+        assert_eq!(store.resolve("0105"), Resolved::Unknown, "not canonical");
+        assert_eq!(store.wire_id(2), WireId::Number(102));
     }
 
     #[test]
-    fn caller_ids_are_forgotten_once_behind_the_boundary() {
+    fn a_number_within_the_range_that_was_never_given_is_unknown() {
         let mut store = MemoryStore::new();
-        push(&mut store, Some("a")); // 1
-        push(&mut store, Some("b")); // 2
-        push(&mut store, None); // 3
-        push(&mut store, Some("7")); // 4
-        assert_eq!(store.resolve("a"), Some(1));
-        assert_eq!(store.resolve("4"), None, "published as \"7\"");
-        assert_eq!(store.resolve("7"), Some(4));
-        assert_eq!(store.resolve("3"), Some(3));
+        for id in ["10", "20", "30"] {
+            push(&mut store, id);
+        }
+        assert_eq!(store.resolve("15"), Resolved::Unknown);
+        assert_eq!(store.resolve("20"), Resolved::After(2));
+        store.evict(&limit_events(1), None);
+        assert_eq!(store.resolve("15"), Resolved::TooOld, "below the boundary");
+        assert_eq!(store.resolve("25"), Resolved::Unknown, "never given");
+        assert_eq!(store.resolve("20"), Resolved::After(2));
+    }
+
+    #[test]
+    fn text_ids_are_forgotten_once_behind_the_boundary() {
+        let mut store = MemoryStore::new();
+        push(&mut store, "a"); // 1
+        push(&mut store, "b"); // 2
+        push(&mut store, "7"); // 3
+        push(&mut store, "c"); // 4
+        assert_eq!(store.resolve("a"), Resolved::After(1));
+        assert_eq!(
+            store.resolve("7"),
+            Resolved::After(3),
+            "then c, keyed after it"
+        );
+        assert_eq!(store.seq_after(number_key(7)), 4);
 
         store.evict(&limit_events(3), None);
-        assert_eq!(store.resolve("a"), Some(1), "the boundary still resolves");
+        assert_eq!(
+            store.resolve("a"),
+            Resolved::After(1),
+            "the boundary still resolves"
+        );
         assert_eq!(store.wire_id(1), WireId::Text("a".into()));
         store.evict(&limit_events(2), None);
-        assert_eq!(store.resolve("a"), None);
-        assert_eq!(store.resolve("b"), Some(2));
-        assert_eq!(store.resolve("1"), None, "never an id");
+        assert_eq!(store.resolve("a"), Resolved::Unknown);
+        assert_eq!(store.resolve("b"), Resolved::After(2));
         store.evict(&limit_events(1), None);
-        assert_eq!(store.resolve("b"), None);
-        assert_eq!(store.resolve("3"), Some(3));
-        assert_eq!(store.by_id.len(), 0);
-        assert_eq!(store.by_number.len(), 1, "only \"7\" is left");
+        assert_eq!(store.resolve("b"), Resolved::Unknown);
+        assert_eq!(store.resolve("7"), Resolved::After(3));
+        assert_eq!(store.by_id.len(), 1, "only \"c\" is left");
     }
 
     #[test]
     fn a_reused_caller_id_names_its_latest_event() {
         let mut store = MemoryStore::new();
-        push(&mut store, Some("a"));
-        push(&mut store, Some("a"));
-        push(&mut store, None);
-        assert_eq!(store.resolve("a"), Some(2));
+        push(&mut store, "a");
+        push(&mut store, "a");
+        push(&mut store, "1");
+        assert_eq!(store.resolve("a"), Resolved::After(2));
         // Evicting the first "a" must not forget the second.
         store.evict(&limit_events(1), None);
-        assert_eq!(store.resolve("a"), Some(2));
+        assert_eq!(store.resolve("a"), Resolved::After(2));
     }
 
     #[test]
     fn bytes_keep_the_newest_event() {
         let mut store = MemoryStore::new();
-        push(&mut store, None);
-        push(&mut store, None);
+        push(&mut store, "1");
+        push(&mut store, "2");
         let frame_len = store.bytes() / 2;
         let limits = Limits {
             max_bytes: frame_len - 1,
