@@ -1003,7 +1003,7 @@ async fn stress(yield_every: Option<u64>) {
 /// Cost per automatic publish: one log on one thread, then one log per thread on two
 /// threads at once (the logs share nothing but the process-wide id high-water mark).
 ///
-/// `cargo test --release --test replay -- --ignored --nocapture publish_cost_in_memory`
+/// `cargo test --release --all-features --test replay -- --ignored --nocapture publish_cost_in_memory`
 #[test]
 #[ignore = "a measurement, not a check: run it on purpose"]
 fn publish_cost_in_memory() {
