@@ -27,7 +27,7 @@ const BUDGET: usize = 64;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum FeedItem {
-    /// Published with the next sequence number as its id, as by [`EventLog::publish`].
+    /// Published with the log's next id, as by [`EventLog::publish`].
     Event(Event),
     /// Published under the source's own numeric id, as by
     /// [`EventLog::publish_with_u64_id`].
@@ -163,7 +163,7 @@ impl EventLog {
     ///
     /// `source` is any `Stream` whose items convert to a [`FeedItem`]:
     ///
-    /// - [`Event`]: published with the next sequence number, as by [`publish`](Self::publish).
+    /// - [`Event`]: published with the log's next id, as by [`publish`](Self::publish).
     /// - `(u64, Event)`: published under the source's own numeric id, as by
     ///   [`publish_with_u64_id`](Self::publish_with_u64_id). Its numbers must increase: an
     ///   item whose number is not above the log's last one is left out (a client that
@@ -173,15 +173,15 @@ impl EventLog {
     /// - `Result<_, Lagged>`, or with the `tokio-stream` feature the items of a
     ///   `BroadcastStream<Event>` (`Result<Event, BroadcastStreamRecvError>`): an `Err` says
     ///   the source lost events. The log then publishes a gap event in their place, under
-    ///   the next sequence number, so that every subscriber (and every later replay) reads
+    ///   its next id, so that every subscriber (and every later replay) reads
     ///   of the loss where it happened: type `reset` (see
     ///   [`EventLogBuilder::gap_event`](crate::replay::EventLogBuilder::gap_event)), data
     ///   `{"reason":"source_lagged","missed":3,"resume_from":8}`. The loss is also logged at
     ///   `warn` and counted in [`ReplayStats::source_lost`](crate::replay::ReplayStats::source_lost).
-    ///   The gap event takes the log's next automatic id: in a feed of numbered items whose
-    ///   first item came first, that is the number after the last item's, so the source's
-    ///   next number must be above it (a source that lost events has moved past their
-    ///   numbers anyway).
+    ///   The gap event takes the log's next automatic id: in a log whose first numeric id
+    ///   was a numbered item's, the number after the last item's, so the source's next
+    ///   number must be above it (a source that lost events has moved past their numbers
+    ///   anyway).
     ///
     /// # When it ends
     ///
