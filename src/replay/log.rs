@@ -17,7 +17,7 @@ use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
 use super::store::{Limits, Resolved};
 use super::subscription::Subscription;
-use super::window::{Named, Numbered, Resume, Window, WindowConfig};
+use super::window::{Numbered, Resume, Window, WindowConfig};
 
 const DEFAULT_MAX_EVENTS: usize = 1024;
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
@@ -174,11 +174,7 @@ impl EventLog {
     }
 
     fn publish_auto(&self, frame: impl FnOnce(Numbered) -> EncodedEvent) -> u64 {
-        match self.window().append(Named::Auto, frame) {
-            Ok(numbered) => numbered.id,
-            // Automatic ids are never refused: they are numbered above the last.
-            Err(refused) => refused.id(),
-        }
+        self.window().append(frame).id
     }
 
     /// Publishes `value`'s JSON as an event's data, serializing it once. Returns the id.
@@ -225,10 +221,7 @@ impl EventLog {
             text => text,
         };
         let event = event.id(id)?;
-        match self
-            .window()
-            .append(Named::Caller(text), |_| event.encode())
-        {
+        match self.window().append_caller(text, |_| event.encode()) {
             Ok(_) => Ok(()),
             Err(refused) => Err(EventError::id_not_increasing(refused)),
         }
@@ -267,9 +260,7 @@ impl EventLog {
     /// ```
     pub fn publish_with_u64_id(&self, id: u64, event: Event) -> Result<u64, IdNotIncreasing> {
         self.window()
-            .append(Named::Caller(WireId::Number(id)), |_| {
-                event.id_u64(id).encode()
-            })
+            .append_caller(WireId::Number(id), |_| event.id_u64(id).encode())
             .map(|numbered| numbered.id)
     }
 

@@ -2,6 +2,7 @@
 //! into it ([`EventLog`](crate::replay::EventLog), the Redis reader) and the subscriptions that read
 //! from it. Neither side knows the other; both know only this.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -93,21 +94,13 @@ pub(super) enum Read {
     },
 }
 
-/// What a publisher hands the window besides the frame: the id a client may name it by.
-#[derive(Debug)]
-pub(super) enum Named {
-    /// The next automatic id.
-    Auto,
-    /// The caller's id (numeric or text), already in the frame.
-    Caller(WireId),
-}
-
 /// The numbers an appended event gets.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Numbered {
     /// Its place in the window.
     pub(super) seq: u64,
-    /// Its numeric id, for [`Named::Auto`] and numeric [`Named::Caller`] ids.
+    /// Its numeric id: automatic, or the caller's number (for a text id, the number
+    /// before it).
     pub(super) id: u64,
 }
 
@@ -137,6 +130,8 @@ struct Assigned {
     id: WireId,
     /// Whether it takes a new number (rather than being keyed after the last one).
     numbers: bool,
+    /// Whether the number is the caller's.
+    by_caller: bool,
 }
 
 impl Numbering {
@@ -149,33 +144,47 @@ impl Numbering {
         }
     }
 
-    /// Numbers the next event; changes nothing but the process-wide high-water mark.
-    fn assign(&self, named: Named) -> Result<Assigned, IdNotIncreasing> {
-        let seq = self.next_seq;
-        let number = |id| Assigned {
-            numbered: Numbered { seq, id },
+    fn number(&self, id: u64, by_caller: bool) -> Assigned {
+        Assigned {
+            numbered: Numbered {
+                seq: self.next_seq,
+                id,
+            },
             key: number_key(id),
             id: WireId::Number(id),
             numbers: true,
+            by_caller,
+        }
+    }
+
+    /// Numbers the next event with the next automatic id; changes nothing but the
+    /// process-wide high-water mark.
+    fn assign_auto(&self) -> Assigned {
+        let next = match self.caller_first {
+            Some(true) => self.last_id.checked_add(1),
+            None | Some(false) => next_clock_id(self.last_id),
         };
-        match named {
-            Named::Auto => {
-                let next = match self.caller_first {
-                    Some(true) => self.last_id.checked_add(1),
-                    None | Some(false) => next_clock_id(self.last_id),
-                };
-                Ok(next.map_or_else(|| self.past_the_last_number(), number))
-            }
-            Named::Caller(WireId::Number(id)) if id > self.last_id => Ok(number(id)),
-            Named::Caller(WireId::Number(id)) => Err(IdNotIncreasing::new(id, self.last_id)),
-            Named::Caller(id @ WireId::Text(_)) => Ok(Assigned {
+        match next {
+            Some(id) => self.number(id, false),
+            None => self.past_the_last_number(),
+        }
+    }
+
+    /// Numbers the next event with the caller's `id`, which when numeric must be above
+    /// the last numeric id; changes nothing.
+    fn assign_caller(&self, id: WireId) -> Result<Assigned, IdNotIncreasing> {
+        match id {
+            WireId::Number(id) if id > self.last_id => Ok(self.number(id, true)),
+            WireId::Number(id) => Err(IdNotIncreasing::new(id, self.last_id)),
+            text @ WireId::Text(_) => Ok(Assigned {
                 numbered: Numbered {
-                    seq,
+                    seq: self.next_seq,
                     id: self.last_id,
                 },
                 key: self.text_key(),
-                id,
+                id: text,
                 numbers: false,
+                by_caller: true,
             }),
         }
     }
@@ -193,6 +202,7 @@ impl Numbering {
             key: self.text_key(),
             id: WireId::Number(self.last_id),
             numbers: false,
+            by_caller: false,
         }
     }
 
@@ -200,12 +210,12 @@ impl Numbering {
         number_key(self.last_id) + u128::from(self.texts_since) + 1
     }
 
-    fn commit(&mut self, assigned: &Assigned, named_by_caller: bool) {
+    fn commit(&mut self, assigned: &Assigned) {
         self.next_seq = assigned.numbered.seq + 1;
         if assigned.numbers {
             self.last_id = assigned.numbered.id;
             self.texts_since = 0;
-            self.caller_first.get_or_insert(named_by_caller);
+            self.caller_first.get_or_insert(assigned.by_caller);
         } else {
             self.texts_since += 1;
         }
@@ -243,27 +253,46 @@ impl Window {
         self.counters.snapshot()
     }
 
-    /// Numbers the next event as `named` says, appends the frame `frame` makes for those
-    /// numbers, and wakes waiting readers. Returns the numbers.
+    /// Appends the frame `frame` makes for the next automatic id, and wakes waiting
+    /// readers. Returns the event's numbers.
     ///
     /// `frame` runs under the publishers' lock only, not the one readers take.
+    pub(super) fn append(&self, frame: impl FnOnce(Numbered) -> EncodedEvent) -> Numbered {
+        let appended = self.append_as(
+            |numbering| Ok::<_, Infallible>(numbering.assign_auto()),
+            frame,
+        );
+        match appended {
+            Ok(numbered) => numbered,
+            Err(never) => match never {},
+        }
+    }
+
+    /// As [`append`](Self::append), under the caller's `id`, already in the frame.
     ///
     /// # Errors
     ///
     /// A caller's numeric id not above the last one; nothing is appended then.
-    pub(super) fn append(
+    pub(super) fn append_caller(
         &self,
-        named: Named,
+        id: WireId,
         frame: impl FnOnce(Numbered) -> EncodedEvent,
     ) -> Result<Numbered, IdNotIncreasing> {
+        self.append_as(|numbering| numbering.assign_caller(id), frame)
+    }
+
+    fn append_as<E>(
+        &self,
+        assign: impl FnOnce(&Numbering) -> Result<Assigned, E>,
+        frame: impl FnOnce(Numbered) -> EncodedEvent,
+    ) -> Result<Numbered, E> {
         let mut numbering = lock(&self.publisher);
-        let by_caller = matches!(named, Named::Caller(_));
-        let assigned = numbering.assign(named)?;
+        let assigned = assign(&numbering)?;
         let numbered = assigned.numbered;
         let frame = frame(numbered);
         let limits = &self.config.limits;
         let at = limits.max_age.map(|_| Instant::now());
-        numbering.commit(&assigned, by_caller);
+        numbering.commit(&assigned);
         let (evicted, bytes_bound, wakers) = {
             let mut state = lock(&self.state);
             let Assigned { key, id, .. } = assigned;
