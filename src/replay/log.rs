@@ -478,7 +478,7 @@ impl EventLogBuilder {
         self.config.limits
     }
 
-    /// The window alone, for a backend that feeds it from elsewhere.
+    /// The window alone, for `RedisLog`, whose reader feeds it from a Redis stream.
     #[cfg(feature = "redis")]
     pub(super) fn into_window(self) -> Window {
         Window::new(self.config)
