@@ -8,6 +8,11 @@
 //! "drop connection" button closes its `EventSource` and opens a new one; a new
 //! `EventSource` sends no `Last-Event-ID`, so the page passes the last id it saw in the
 //! `lastEventId` query parameter, and nothing is lost or repeated.
+//!
+//! Ids start from the clock (`EventLog`'s ids): restart the example and reconnect with an
+//! id from before (`curl -N -H 'Last-Event-ID: <old id>' 127.0.0.1:3002/events`), and the
+//! answer is a `reset` event, then every event the new log holds, never a resume from the
+//! wrong place.
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
