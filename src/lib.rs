@@ -84,6 +84,7 @@
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
+//! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
@@ -91,6 +92,8 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 #[cfg(feature = "decode")]
 pub mod decode;

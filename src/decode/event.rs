@@ -65,6 +65,36 @@ impl fmt::Debug for MessageEvent {
     }
 }
 
+/// The same event, to send on: its type (unless `message`), its own `id` field (if the
+/// block had one, even an empty one, which clears the id downstream as it did here) and its
+/// data. A relay re-serves what it reads without copying fields by hand.
+///
+/// ```
+/// use tower_sse::decode::{Decoded, Decoder};
+/// use tower_sse::Event;
+///
+/// let mut decoder = Decoder::new();
+/// decoder.push(b"event: token\nid: 7\ndata: Hi\n\n");
+/// let Some(Decoded::Event(read)) = decoder.next_item()? else { panic!("no event") };
+/// let event = Event::from(read);
+/// assert_eq!(event.encode().as_bytes(), &b"id: 7\nevent: token\ndata: Hi\n\n"[..]);
+/// # Ok::<(), tower_sse::decode::DecodeError>(())
+/// ```
+impl From<MessageEvent> for crate::Event {
+    fn from(event: MessageEvent) -> Self {
+        let mut out = crate::Event::new();
+        // A decoded type never holds a line break, nor a decoded id a line break or NUL:
+        // neither setter can fail, so no field is lost below.
+        if !event.event_type.is_empty() {
+            out = out.event(event.event_type.as_str()).unwrap_or_default();
+        }
+        if event.has_id {
+            out = out.id(&*event.last_event_id).unwrap_or_default();
+        }
+        out.data(event.data)
+    }
+}
+
 /// One thing the decoder read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
