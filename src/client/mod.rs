@@ -38,7 +38,7 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use tower_sse::client::{EventSource, Item, RetryPolicy};
+//! use tower_sse::client::{Builder, Item, RetryPolicy};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -47,7 +47,7 @@
 //!     .header("authorization", "Bearer sk-test")
 //!     .header("content-type", "application/json")
 //!     .body(Full::new(Bytes::from_static(br#"{"model":"m","stream":true}"#)))?;
-//! let mut source = EventSource::builder()
+//! let mut source = Builder::new()
 //!     .retry_policy(RetryPolicy::transient())
 //!     .max_attempts(3)
 //!     .build(client, request);

@@ -168,11 +168,6 @@ where
         Builder::new().build(service, request)
     }
 
-    /// The settings, to build streams with.
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
     pub(crate) fn from_parts(
         service: S,
         make_request: R,
