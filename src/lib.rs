@@ -21,7 +21,8 @@
 //!
 //! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
 //! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
-//! side of the wire, feature `decode`) and `axum` (feature `axum`).
+//! side of the wire, feature `decode`), `client` (a reconnecting `EventSource` over any
+//! tower `Service`, feature `client`) and `axum` (feature `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -127,8 +128,9 @@ pub use service::Sse;
 pub use shutdown::Shutdown;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
-// the decoder, so they are compiled when it is built (`cargo test --all-features`).
-#[cfg(all(doctest, feature = "decode"))]
+// the client and the decoder, so they are compiled when those are built (`cargo test
+// --all-features`).
+#[cfg(all(doctest, feature = "client"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_LINE_LEN: usize = 16 << 20;
 /// The client's default [`Builder::max_event_len`]: 32 MiB.
 pub const DEFAULT_MAX_EVENT_LEN: usize = 32 << 20;
 
+/// The least the backoff doubles from, whatever the reconnection time: 250 ms.
+const BACKOFF_FLOOR: Duration = Duration::from_millis(250);
+
 /// Settings of an [`EventSource`]: reconnection, backoff, timeouts, limits. Cheap to clone;
 /// one builder makes any number of streams.
 ///
@@ -115,8 +118,9 @@ impl Builder {
     }
 
     /// The cap on the exponential backoff: each failed attempt in a row (no event between
-    /// them) doubles the wait, from the reconnection time up to this (or up to the
-    /// reconnection time, if the server asked for longer). An event resets it.
+    /// them) doubles the wait, from the reconnection time (at least 250 ms from the second
+    /// attempt on, so `retry: 0` cannot cause a loop) up to this (or up to the reconnection
+    /// time, if the server asked for longer). An event resets it.
     pub fn max_backoff(mut self, cap: Duration) -> Self {
         self.config.max_backoff = cap;
         self
@@ -245,11 +249,18 @@ impl Builder {
 impl Config {
     /// The wait before attempt `attempt` (counted from 1 since the last event), never
     /// shorter than the reconnection time: that doubled per failure in a row, capped, then
-    /// lengthened by up to `jitter` of itself.
+    /// lengthened by up to `jitter` of itself. From the second attempt on, the doubling
+    /// starts from at least [`BACKOFF_FLOOR`], so a `retry: 0` from a server that then
+    /// drops every connection cannot make the client loop.
     pub(crate) fn backoff(&self, reconnection_time: Duration, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
+        let base = if attempt > 1 {
+            reconnection_time.max(BACKOFF_FLOOR)
+        } else {
+            reconnection_time
+        };
         let cap = self.max_backoff.max(reconnection_time);
-        let wait = reconnection_time
+        let wait = base
             .checked_mul(1 << doublings)
             .map_or(cap, |wait| wait.min(cap));
         if self.jitter <= 0.0 {
@@ -357,6 +368,12 @@ mod tests {
             config.backoff(Duration::from_secs(60), 3),
             Duration::from_secs(60)
         );
+        // `retry: 0` reconnects at once after a stream that worked, but not in a loop.
+        let zero = Duration::ZERO;
+        let waits: Vec<_> = (1..=4)
+            .map(|n| config.backoff(zero, n).as_millis())
+            .collect();
+        assert_eq!(waits, [0, 500, 1000, 2000]);
         // No overflow on absurd values.
         assert_eq!(config.backoff(second, u32::MAX), Duration::from_secs(10));
         assert_eq!(config.backoff(Duration::MAX, 40), Duration::MAX);

@@ -137,6 +137,9 @@ pin_project! {
             #[pin]
             body: RB,
             refused: Option<Box<RefusedResponse>>,
+            // The start of the body, up to `error_body_limit` bytes.
+            prefix: Vec<u8>,
+            // A `200` with another content type, rather than another status.
             content_type: bool,
         },
         Done,
@@ -431,6 +434,7 @@ where
                 body: bytes::Bytes::new(),
                 body_truncated: false,
             })),
+            prefix: Vec::new(),
             content_type: status == StatusCode::OK,
         });
         Poll::Ready(None)
@@ -491,27 +495,27 @@ where
                     return self.reconnect(Cause::Body(error.into()), None)
                 }
                 Poll::Ready(None) => return self.reconnect(Cause::Ended, None),
-                Poll::Pending => return self.poll_read_timeout(cx, Cause::ReadTimeout),
+                Poll::Pending if self.read_timed_out(cx) => {
+                    return self.reconnect(Cause::ReadTimeout, None)
+                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
 
-    /// The read timeout runs from the last byte: the timer is not reset per chunk, but
-    /// when it fires early it moves to the real deadline.
-    fn poll_read_timeout(&mut self, cx: &mut Context<'_>, cause: Cause) -> Next {
+    /// Whether no byte came for the read timeout. It runs from the last byte: the timer is
+    /// not reset per chunk, but when it fires early it moves to the real deadline.
+    fn read_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(timeout) = self.config.read_timeout else {
-            return Poll::Pending;
+            return false;
         };
         loop {
             if self.timer.poll(cx).is_pending() {
-                return Poll::Pending;
+                return false;
             }
             let deadline = deadline_after(*self.last_read, timeout);
             if Instant::now() >= deadline {
-                return match cause {
-                    Cause::ReadTimeout => self.reconnect(cause, None),
-                    _ => Poll::Ready(None),
-                };
+                return true;
             }
             self.timer.set(Some(deadline));
         }
@@ -530,56 +534,37 @@ where
     /// Reads up to `error_body_limit` bytes of a refused response, then fails with it.
     fn poll_refused_body(&mut self, cx: &mut Context<'_>) -> Next {
         let limit = self.config.error_body_limit;
-        let mut complete = false;
-        let mut buf = Vec::new();
-        {
-            let StateProj::Refusing { refused, .. } = self.state.as_mut().project() else {
+        let complete = loop {
+            let StateProj::Refusing { body, prefix, .. } = self.state.as_mut().project() else {
                 return Poll::Ready(None);
             };
-            if let Some(refused) = refused {
-                buf = std::mem::take(&mut refused.body).into();
+            if prefix.len() >= limit {
+                break body.is_end_stream();
             }
-        }
-        let result = loop {
-            if buf.len() >= limit {
-                break Poll::Ready(());
-            }
-            let StateProj::Refusing { body, .. } = self.state.as_mut().project() else {
-                return Poll::Ready(None);
-            };
             match body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(mut data) = frame.into_data() {
-                        while data.has_remaining() && buf.len() < limit {
+                        while data.has_remaining() && prefix.len() < limit {
                             let chunk = data.chunk();
-                            let take = chunk.len().min(limit - buf.len());
-                            buf.extend_from_slice(&chunk[..take]);
+                            let take = chunk.len().min(limit - prefix.len());
+                            prefix.extend_from_slice(&chunk[..take]);
                             data.advance(take);
                         }
                         if data.has_remaining() {
-                            break Poll::Ready(());
+                            break false;
                         }
                     }
                 }
-                // A broken or unfinished body: what arrived is what the error keeps.
-                Poll::Ready(Some(Err(_))) => break Poll::Ready(()),
-                Poll::Ready(None) => {
-                    complete = true;
-                    break Poll::Ready(());
-                }
-                Poll::Pending => {
-                    let timed_out = self.config.read_timeout.is_some()
-                        && self.poll_read_timeout(cx, Cause::Ended).is_ready();
-                    break if timed_out {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    };
-                }
+                // A broken body: what arrived is what the error keeps.
+                Poll::Ready(Some(Err(_))) => break false,
+                Poll::Ready(None) => break true,
+                Poll::Pending if self.read_timed_out(cx) => break false,
+                Poll::Pending => return Poll::Pending,
             }
         };
         let StateProj::Refusing {
             refused,
+            prefix,
             content_type,
             ..
         } = self.state.as_mut().project()
@@ -589,11 +574,7 @@ where
         let Some(mut response) = refused.take() else {
             return Poll::Ready(None);
         };
-        response.body = buf.into();
-        if result.is_pending() {
-            *refused = Some(response);
-            return Poll::Pending;
-        }
+        response.body = std::mem::take(prefix).into();
         response.body_truncated = !complete;
         let error = if *content_type {
             Error::ContentType(response)

@@ -99,6 +99,22 @@ async fn a_server_that_accepts_and_closes_gets_few_requests() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retry_zero_does_not_make_a_hot_loop() {
+    // `retry: 0`, then the stream ends without an event, forever.
+    let (server, log) = upstream(|_, _| events(["retry: 0\n\n"])).await;
+    let source = EventSource::new(http_client(), get(&server, "/"));
+    let window = Duration::from_secs(60);
+    let drained = tokio::time::timeout(window, source.for_each(|_| async {})).await;
+    assert!(drained.is_err(), "the stream keeps reconnecting");
+    // Waits of 0, then 0.5, 1, 2, 4, 8, 16, 30 s (plus jitter).
+    let requests = log.len();
+    assert!(
+        (5..=9).contains(&requests),
+        "{requests} requests in {window:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_read_timeout_reconnects_and_keep_alives_hold_it_off() {
     // The first response keeps alive every 2 s for 10 s, then goes silent.
     let (server, log) = upstream(|n, _| match n {
