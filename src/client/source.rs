@@ -63,6 +63,10 @@ pin_project! {
     /// buffers then fill and TCP pushes back on the server). Errors end the stream: after
     /// an `Err`, or after [`Item::Closed`], it yields `None`.
     ///
+    /// The stream is `Unpin` when the service's future and its response body are (as
+    /// hyper-util's client's are); otherwise pin it (`std::pin::pin!`, `Box::pin`) to call
+    /// `StreamExt::next`.
+    ///
     /// # Example
     ///
     /// ```
@@ -83,7 +87,8 @@ pin_project! {
     ///         Ok::<_, tower_sse::EventError>(Response::new(events))
     ///     });
     /// let request = Request::post("/v1/stream").body(String::from("{}")).unwrap();
-    /// let mut source = EventSource::new(server, request);
+    /// // `service_fn`'s future is not `Unpin`, so neither is the stream: pin it.
+    /// let mut source = std::pin::pin!(EventSource::new(server, request));
     ///
     /// assert!(matches!(source.next().await.transpose()?, Some(Item::Open(_))));
     /// let Some(Item::Event(event)) = source.next().await.transpose()? else { panic!() };

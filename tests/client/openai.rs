@@ -1,7 +1,9 @@
 //! `examples/openai.rs` end to end: its consumer against its fake provider on 127.0.0.1.
 
 #[path = "../../examples/openai.rs"]
-#[allow(dead_code)] // Its `main` is not used here.
+// Its `main` is not used here; its `mod support;` is the relay example's too, as both
+// examples share examples/support.
+#[allow(dead_code, clippy::duplicate_mod)]
 mod example;
 
 use std::sync::atomic::Ordering;
