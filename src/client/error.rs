@@ -14,8 +14,8 @@ use crate::error::BoxError;
 ///
 /// Failures the standard reconnects after (a network error, a stream that ends or
 /// breaks) are not errors: they are [`Item::Reconnecting`](super::Item::Reconnecting),
-/// until a cap set with [`Builder::max_retries`](super::Builder::max_retries) or
-/// [`Builder::max_retry_elapsed`](super::Builder::max_retry_elapsed) is reached, which
+/// until a cap set with [`Builder::max_attempts`](super::Builder::max_attempts) or
+/// [`Builder::max_elapsed`](super::Builder::max_elapsed) is reached, which
 /// is [`Error::GaveUp`].
 #[derive(Debug)]
 #[non_exhaustive]
