@@ -259,6 +259,10 @@ mod large {
 
 fn idle_memory() {
     println!("live heap per idle stream, {IDLE_STREAMS} streams open to /idle:");
+    println!(
+        "  (tower-sse's EventSource value over hyper-util's client: {} bytes of it)",
+        std::mem::size_of::<EventSource<HyperClient, Request<Empty<Bytes>>, Empty<Bytes>>>()
+    );
     let rt = runtime();
     let report = |name: &str, bytes: usize| {
         println!(
