@@ -17,6 +17,33 @@ use crate::error::BoxError;
 /// until a cap set with [`Builder::max_attempts`](super::Builder::max_attempts) or
 /// [`Builder::max_elapsed`](super::Builder::max_elapsed) is reached, which
 /// is [`Error::GaveUp`].
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use futures_util::StreamExt;
+/// use http::{Request, Response, StatusCode};
+/// use tower::service_fn;
+/// use tower_sse::client::{Error, EventSource};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // An API refusing the request with a JSON error.
+/// let api = service_fn(|_req: Request<()>| async {
+///     let mut response = Response::new(String::from(r#"{"error":"invalid api key"}"#));
+///     *response.status_mut() = StatusCode::UNAUTHORIZED;
+///     Ok::<_, Infallible>(response)
+/// });
+/// let mut source = Box::pin(EventSource::new(api, || Request::new(())));
+/// let Some(Err(error)) = source.next().await else { panic!("expected an error") };
+/// assert_eq!(error.status(), Some(StatusCode::UNAUTHORIZED));
+/// let refused = error.response().unwrap();
+/// assert_eq!(refused.body(), r#"{"error":"invalid api key"}"#);
+/// assert!(matches!(error, Error::Status(_)));
+/// assert!(source.next().await.is_none(), "no reconnection");
+/// # }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

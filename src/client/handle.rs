@@ -16,6 +16,37 @@ const CLOSE: u8 = 2;
 /// [`Item::Reconnecting`](super::Item::Reconnecting) with
 /// [`Cause::Requested`](super::Cause::Requested) and no delay; a close drops it and yields
 /// [`Item::Closed`](super::Item::Closed), then ends. A close wins over a reconnect.
+///
+/// # Example
+///
+/// ```
+/// use std::convert::Infallible;
+/// use futures_util::{stream, StreamExt};
+/// use http::{Request, Response};
+/// use tower::ServiceBuilder;
+/// use tower_sse::client::{Closed, EventSource, Item};
+/// use tower_sse::{Event, SseLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = ServiceBuilder::new()
+///     .layer(SseLayer::new())
+///     .service_fn(|_req: Request<()>| async {
+///         let events = stream::iter([Event::new().data("a")]).chain(stream::pending());
+///         Ok::<_, Infallible>(Response::new(Box::pin(events)))
+///     });
+/// let mut source = Box::pin(EventSource::new(server, || Request::new(())));
+/// let handle = source.handle();
+/// while let Some(Ok(item)) = source.next().await {
+///     if let Item::Event(_) = item {
+///         handle.close(); // from anywhere: another task, a signal handler
+///     }
+///     if let Item::Closed(why) = item {
+///         assert_eq!(why, Closed::Requested);
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Handle {
     shared: Arc<Shared>,

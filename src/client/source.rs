@@ -100,6 +100,8 @@ pin_project! {
     /// # Ok(())
     /// # }
     /// ```
+    // The bound is on the struct, as on tower's `Oneshot`: the state holds the service's
+    // future and its response body, which only the bound names.
     #[must_use = "streams do nothing unless polled"]
     #[project = SourceProj]
     pub struct EventSource<S, R, B>

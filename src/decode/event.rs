@@ -119,3 +119,31 @@ impl Decoded {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Decoder;
+
+    fn relayed(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut decoder = Decoder::new();
+        decoder.push(input);
+        let mut frames = Vec::new();
+        while let Some(item) = decoder.next_item().unwrap() {
+            if let Decoded::Event(event) = item {
+                frames.push(crate::Event::from(event).encode().as_bytes().to_vec());
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn an_event_is_relayed_with_its_own_fields_only() {
+        let frames = relayed(b"id: 1\ndata: a\n\ndata: b\nevent: x\n\nid\ndata: c\n\n");
+        assert_eq!(frames[0], b"id: 1\ndata: a\n\n");
+        // The id carried over is not repeated: the receiver carries it over too.
+        assert_eq!(frames[1], b"event: x\ndata: b\n\n");
+        // An empty id clears the receiver's id, as it cleared ours.
+        assert_eq!(frames[2], b"id: \ndata: c\n\n");
+    }
+}
