@@ -282,6 +282,9 @@ where
 
 type Next = Poll<Option<Result<Item, Error>>>;
 
+/// Body frames read in one poll without an item to yield, before the task yields.
+const FRAME_BUDGET: usize = 64;
+
 fn yield_item(item: Item) -> Next {
     Poll::Ready(Some(Ok(item)))
 }
@@ -470,6 +473,7 @@ where
     /// Items already decoded first (a ready event beats an expired timer), then the body,
     /// then the read timeout.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Next {
+        let mut frames = 0;
         loop {
             match self.decoder.next_item() {
                 Ok(Some(Decoded::Event(event))) => {
@@ -489,6 +493,13 @@ where
             let StateProj::Open { body } = self.state.as_mut().project() else {
                 return Poll::Ready(None);
             };
+            // A server that floods comments (skipped) or frames without events must not
+            // keep this task from yielding: after a budget of frames, poll again later.
+            if frames == FRAME_BUDGET {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            frames += 1;
             match body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {

@@ -309,3 +309,24 @@ async fn a_handle_reconnects_and_closes() {
     );
     assert_eq!(log.len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_comments_does_not_starve_other_tasks() {
+    // In process, so the body is always ready: comments without end, never an event.
+    // Without a budget, the reader would loop on this one thread forever.
+    let flood = service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(stream_response(
+            stream::repeat(Bytes::from_static(b": flood\n")).boxed(),
+        ))
+    });
+    let mut source = Box::pin(EventSource::new(flood, || Request::new(())));
+    let reader = tokio::spawn(async move { while source.next().await.is_some() {} });
+    // Another task on the same thread still gets to run while the client reads.
+    let ticks = tokio::spawn(async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    });
+    ticks.await.unwrap();
+    reader.abort();
+}
