@@ -603,6 +603,7 @@ where
     }
 
     fn fail(&mut self, error: Error) -> Next {
+        tracing::debug!(%error, "event stream failed");
         self.state.set(State::Done);
         Poll::Ready(Some(Err(error)))
     }
@@ -633,11 +634,13 @@ where
             .max_elapsed
             .is_some_and(|max| deadline_after(now, delay).saturating_duration_since(since) > max);
         if over_attempts || over_time {
+            tracing::debug!(attempt, %cause, "event stream gave up");
             return self.fail(Error::GaveUp {
                 attempts: attempt - 1,
                 cause: Box::new(cause),
             });
         }
+        tracing::debug!(attempt, ?delay, %cause, "event stream reconnecting");
         self.timer.set(Some(deadline_after(now, delay)));
         self.state.set(State::Wait);
         yield_item(Item::Reconnecting(Reconnecting {
