@@ -100,3 +100,17 @@ async fn past_the_limit_is_an_error_not_a_reconnection() {
     assert!(source.next().await.is_none());
     assert_eq!(log.len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn invalid_utf8_is_replaced_not_a_stall() {
+    let (server, _log) = upstream(|_, _| {
+        events([
+            Bytes::from_static(b"data: a\xFFb\xE2\x82\n\n"),
+            Bytes::from_static(b"data: next\n\n"),
+        ])
+    })
+    .await;
+    let mut source = EventSource::new(http_client(), get(&server, "/"));
+    assert_eq!(next_event(&mut source).await.0, "a\u{FFFD}b\u{FFFD}");
+    assert_eq!(next_event(&mut source).await.0, "next");
+}
