@@ -388,3 +388,29 @@ async fn comments_only_when_asked() {
     assert!(matches!(next(&mut chatty).await, Item::Comment(text) if text == "keep-alive"));
     assert!(matches!(next(&mut chatty).await, Item::Event(_)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn over_http2_and_through_tower_http_layers() {
+    let (server, log) = upstream(|n, _| match n {
+        0 => events(["id: 1\ndata: a\n\n"]),
+        _ => events(["data: b\n\n"]),
+    })
+    .await;
+    // hyper-util's client speaking HTTP/2 (prior knowledge), behind tower-http's trace and
+    // decompression layers: the response body is theirs, not hyper's.
+    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let stack = tower::ServiceBuilder::new()
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::decompression::DecompressionLayer::new())
+        .service(http2);
+    let mut source = EventSource::new(stack, get(&server, "/"));
+    assert_eq!(next_event(&mut source).await, ("a".into(), "1".into()));
+    assert_eq!(next_event(&mut source).await, ("b".into(), "1".into()));
+    assert_eq!(log.get(1).header("last-event-id"), Some("1"));
+    assert!(
+        log.get(0).header("accept-encoding").is_some(),
+        "through the decompression layer"
+    );
+}
