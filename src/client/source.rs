@@ -63,6 +63,10 @@ pin_project! {
     /// buffers then fill and TCP pushes back on the server). Errors end the stream: after
     /// an `Err`, or after [`Item::Closed`], it yields `None`.
     ///
+    /// Its timers are Tokio's: poll it on a Tokio runtime with time enabled (as
+    /// `#[tokio::main]` sets up). It can be built anywhere; the first timer is made on the
+    /// first poll.
+    ///
     /// The stream is `Unpin` when the service's future and its response body are (as
     /// hyper-util's client's are); otherwise pin it (`std::pin::pin!`, `Box::pin`) to call
     /// `StreamExt::next`.
