@@ -21,7 +21,8 @@
 //!
 //! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
 //! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
-//! side of the wire, feature `decode`) and `axum` (feature `axum`).
+//! side of the wire, feature `decode`), `client` (a reconnecting `EventSource` over any
+//! tower `Service`, feature `client`) and `axum` (feature `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -88,6 +89,7 @@
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
+//! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
@@ -95,6 +97,8 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 #[cfg(feature = "decode")]
 pub mod decode;
@@ -128,9 +132,9 @@ pub use service::Sse;
 pub use shutdown::Shutdown;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
-// the decoder or axum, so they are compiled when those are built (`cargo test
-// --all-features`).
-#[cfg(all(doctest, feature = "decode", feature = "axum"))]
+// the client (and with it the decoder) or axum, so they are compiled when those are built
+// (`cargo test --all-features`).
+#[cfg(all(doctest, feature = "client", feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
