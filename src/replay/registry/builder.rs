@@ -28,6 +28,12 @@ pub enum WhenFull {
     /// Evict the key that has had no subscriber and no publish for the longest time, and
     /// refuse only when every key has a subscriber. New keys always find room, at the cost
     /// of the history of the least recently used one.
+    ///
+    /// "Longest" is looked for in the new key's shard first (one lock, a fraction of the
+    /// keys), and in the other shards, one at a time, only when that one has no key without
+    /// a subscriber: an approximation of the idlest of all that costs `max_keys / shards`
+    /// per new key rather than `max_keys`. With [`shards(1)`](LogRegistryBuilder::shards)
+    /// it is exact.
     EvictIdlest,
 }
 
