@@ -2,6 +2,10 @@
 //! end after the example's 10 s lifetime, reconnects with `Last-Event-ID`, and the count
 //! goes on with no gap and no repeat.
 //!
+//! The chat example likewise: a room's page resumes after it drops its connection (with the
+//! `lastEventId` query parameter) and after the server ends its stream (with the
+//! `Last-Event-ID` header), and sees every message of its room once, in order.
+//!
 //! Needs `node`, `/usr/bin/chromium` and `npm ci` (playwright-core); without them the test
 //! prints a notice and passes, unless `TOWER_SSE_REQUIRE_BROWSER` is set.
 
@@ -16,6 +20,10 @@ use tokio::process::Command;
 #[path = "../examples/clock.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
 mod clock;
+
+#[path = "../examples/chat.rs"]
+#[allow(dead_code)] // Its `main` is not used here.
+mod chat;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The script bounds its own wait at 25 s and itself at 50 s; this is the backstop.
@@ -115,6 +123,101 @@ async fn clock_resumes_across_reconnect_in_chromium() {
     assert!(summary.ticks.len() >= 12, "ticks {:?}", summary.ticks);
     let expected: Vec<u64> = (0..summary.ticks.len() as u64).collect();
     assert_eq!(summary.ticks, expected, "sequence has a gap or a repeat");
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatSummary {
+    seen: Vec<Seen>,
+    opens: u32,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Seen {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_room_resumes_across_reconnects_in_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(missing) = missing_tool(root).await {
+        assert!(
+            std::env::var_os("TOWER_SSE_REQUIRE_BROWSER").is_none(),
+            "browser test required, but {missing}"
+        );
+        eprintln!("skipping browser test: {missing}");
+        return;
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let rooms = chat::rooms();
+    // Streams end after 3 s, so the browser's own reconnect happens within the test.
+    let server = tokio::spawn(chat::serve(listener, rooms.clone(), Duration::from_secs(3)));
+
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let screenshot = target.join("chat.png");
+    const ROOM: &str = "browser-test";
+
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/chat.mjs"))
+        .arg(&url)
+        .arg(ROOM)
+        .arg(&screenshot)
+        .arg(CHROMIUM)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(CHILD_TIMEOUT, run)
+        .await
+        .expect("browser script timed out and was killed")
+        .expect("node could not be started");
+    server.abort();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser script failed ({}):\n{stderr}{stdout}",
+        output.status
+    );
+    let summary: ChatSummary = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|error| panic!("bad summary {stdout:?}: {error}\n{stderr}"));
+    eprintln!("{summary:?}, screenshot at {}", screenshot.display());
+
+    let data: Vec<&str> = summary.seen.iter().map(|seen| seen.data.as_str()).collect();
+    assert_eq!(
+        data,
+        ["m1", "m2", "m3", "m4", "m5", "m6"],
+        "lost, repeated or foreign"
+    );
+    assert!(summary.seen.iter().all(|seen| seen.kind == "message"));
+    let ids: Vec<u64> = summary
+        .seen
+        .iter()
+        .map(|seen| seen.id.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids {ids:?}");
+    assert!(
+        summary.opens >= 3,
+        "EventSource opened {} times",
+        summary.opens
+    );
+    assert!(
+        summary.state.starts_with("open"),
+        "page state {:?}",
+        summary.state
+    );
+
+    // m3 and m4 at least came from the room's log on a resume, not live.
+    let stats = rooms.key_stats(ROOM).expect("the room exists");
+    assert!(stats.replay.replayed >= 2, "{stats:?}");
+    assert_eq!(stats.replay.published, 6);
+    assert_eq!(rooms.key_stats("elsewhere").unwrap().replay.published, 1);
 }
 
 /// `HH:MM:SS`, as the page shows it.
