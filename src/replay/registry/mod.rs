@@ -124,7 +124,7 @@ pub struct LogRegistry<K> {
 }
 
 struct Shared<K> {
-    shards: Box<[Mutex<Shard<K>>]>,
+    shards: Box<[Padded<Mutex<Shard<K>>>]>,
     /// Picks a key's shard; each shard's map hashes again with its own state.
     hasher: RandomState,
     make: MakeLog<K>,
@@ -138,6 +138,11 @@ struct Shared<K> {
     evicted: AtomicU64,
     refused: AtomicU64,
 }
+
+/// A shard on cache lines of its own: threads that lock neighbouring shards do not take
+/// the line from each other (128 bytes: two lines, for CPUs that fetch lines in pairs).
+#[repr(align(128))]
+struct Padded<T>(T);
 
 struct Shard<K> {
     map: HashMap<K, Arc<Slot>>,
@@ -174,10 +179,10 @@ impl<K> LogRegistry<K> {
         let clock = Clock::new();
         let shards = (0..shards)
             .map(|_| {
-                Mutex::new(Shard {
+                Padded(Mutex::new(Shard {
                     map: HashMap::new(),
                     swept_ms: 0,
-                })
+                }))
             })
             .collect();
         Self {
@@ -214,7 +219,7 @@ impl<K> LogRegistry<K> {
             .shards
             .iter()
             .map(|shard| {
-                lock(shard)
+                lock(&shard.0)
                     .map
                     .values()
                     .map(|slot| slot.subscribers())
@@ -238,7 +243,7 @@ impl<K> LogRegistry<K> {
         self.shared
             .shards
             .iter()
-            .map(|shard| self.shared.sweep(&mut lock(shard), now))
+            .map(|shard| self.shared.sweep(&mut lock(&shard.0), now))
             .sum()
     }
 
@@ -395,18 +400,19 @@ impl<K: Hash + Eq> LogRegistry<K> {
     {
         let shared = &*self.shared;
         let home = shared.shard_index(key);
+        // Read before the lock, to keep the clock out of the critical section.
+        let now = shared.clock.now_ms();
         // Twice at most: the second time after a full registry swept (or, evicting the
         // idlest, evicted from) the other shards.
         for attempt in 0..2 {
-            let mut shard = lock(&shared.shards[home]);
+            let mut shard = lock(&shared.shards[home].0);
             if let Some(slot) = shard.map.get(key) {
                 match by {
-                    Use::Publish => slot.touch(),
-                    Use::Subscribe => slot.subscribed(),
+                    Use::Publish => slot.touch(now),
+                    Use::Subscribe => slot.subscribed(now),
                 }
                 return Ok(slot.clone());
             }
-            let now = shared.clock.now_ms();
             if now.saturating_sub(shard.swept_ms) >= shared.idle_ms / 4 {
                 shared.sweep(&mut shard, now);
             }
@@ -418,7 +424,7 @@ impl<K: Hash + Eq> LogRegistry<K> {
                 let key = key.to_owned();
                 let slot = Arc::new(Slot::new(shared.make.make(&key), shared.clock));
                 if by == Use::Subscribe {
-                    slot.subscribed();
+                    slot.subscribed(now);
                 }
                 shard.map.insert(key, slot.clone());
                 shared.created.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +449,7 @@ impl<K: Hash + Eq> Shared<K> {
     }
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Mutex<Shard<K>> {
-        &self.shards[self.shard_index(key)]
+        &self.shards[self.shard_index(key)].0
     }
 }
 
@@ -504,7 +510,7 @@ impl<K> Shared<K> {
         let others = || (0..self.shards.len()).filter(move |&index| index != home);
         let mut swept = 0;
         for index in others() {
-            let mut shard = lock(&self.shards[index]);
+            let mut shard = lock(&self.shards[index].0);
             if now.saturating_sub(shard.swept_ms) >= self.idle_ms / 4 {
                 swept += self.sweep(&mut shard, now);
             }
@@ -513,7 +519,7 @@ impl<K> Shared<K> {
             return true;
         }
         self.when_full == WhenFull::EvictIdlest
-            && others().any(|index| self.evict_idlest(&mut lock(&self.shards[index])))
+            && others().any(|index| self.evict_idlest(&mut lock(&self.shards[index].0)))
     }
 }
 

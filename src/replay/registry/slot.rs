@@ -60,21 +60,22 @@ impl Slot {
         }
     }
 
-    pub(super) fn touch(&self) {
-        self.last_activity
-            .fetch_max(self.clock.now_ms(), Ordering::Relaxed);
+    /// Records activity at `now_ms`; a caller that read the clock earlier than another
+    /// does not move the activity back.
+    pub(super) fn touch(&self, now_ms: u64) {
+        self.last_activity.fetch_max(now_ms, Ordering::Relaxed);
     }
 
     /// Called under the shard's lock.
-    pub(super) fn subscribed(&self) {
-        self.touch();
+    pub(super) fn subscribed(&self, now_ms: u64) {
+        self.touch(now_ms);
         self.subscribers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Called without the lock, when a subscription is dropped: the activity is stored
     /// before the count falls, so a sweep that reads no subscribers reads this activity.
     pub(super) fn unsubscribed(&self) {
-        self.touch();
+        self.touch(self.clock.now_ms());
         self.subscribers.fetch_sub(1, Ordering::Release);
     }
 
