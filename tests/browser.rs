@@ -9,6 +9,10 @@
 //! Needs `node`, `/usr/bin/chromium` and `npm ci` (playwright-core); without them the test
 //! prints a notice and passes, unless `TOWER_SSE_REQUIRE_BROWSER` is set.
 
+// Each example declares `mod support;` as it does when built alone, so this crate holds two
+// copies of examples/support.
+#![allow(clippy::duplicate_mod)]
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

@@ -133,7 +133,7 @@ fn per_item<T>(n: usize, make: impl FnOnce() -> T) -> (usize, T) {
 
 fn memory() {
     const N: usize = 10_000;
-    println!("memory, live heap per item, {N} items:");
+    println!("memory, live heap per log or key ({N} of each; 1,000 full windows):");
 
     let (empty, logs) = per_item(N, || (0..N).map(|_| EventLog::new()).collect::<Vec<_>>());
     println!("  empty EventLog (default retention)               {empty:>7} B");
