@@ -550,3 +550,51 @@ impl<K> fmt::Debug for LogRegistry<K> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_a_power_of_two_on_lines_of_their_own() {
+        let shards = |n| {
+            LogRegistry::<u8>::builder()
+                .shards(n)
+                .build()
+                .shared
+                .shards
+                .len()
+        };
+        assert_eq!([0, 1, 3, 16, 17, 5000].map(shards), [1, 1, 4, 16, 32, 1024]);
+        let default = LogRegistry::<u8>::new().shared.shards.len();
+        assert!(default.is_power_of_two() && default >= 4, "{default}");
+        assert_eq!(std::mem::align_of::<Padded<Mutex<Shard<u8>>>>(), 128);
+    }
+
+    #[test]
+    fn max_keys_of_zero_holds_one() {
+        let rooms = LogRegistry::<u8>::builder().max_keys(0).build();
+        assert!(rooms.publish(&1, Event::new()).is_ok());
+        assert_eq!(rooms.publish(&2, Event::new()).unwrap_err().max_keys, 1);
+    }
+
+    #[test]
+    fn a_key_in_use_is_found_by_its_borrowed_form() {
+        let rooms = LogRegistry::<String>::new();
+        let owned = String::from("a");
+        rooms.publish(&owned, Event::new()).unwrap();
+        rooms.publish("a", Event::new()).unwrap();
+        assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms.get("a").unwrap().stats().published, 2);
+    }
+
+    #[test]
+    fn an_idle_time_beyond_the_clock_never_evicts() {
+        let rooms = LogRegistry::<u8>::builder()
+            .idle_eviction(Duration::MAX)
+            .build();
+        rooms.publish(&1, Event::new()).unwrap();
+        assert_eq!(rooms.shared.idle_ms, u64::MAX);
+        assert_eq!(rooms.sweep(), 0);
+    }
+}
