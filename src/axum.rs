@@ -5,8 +5,10 @@
 //!
 //! - **From a handler**, which returns an [`SseResponse`] made from its stream and,
 //!   optionally, an [`SseLayer`] kept in the app state. The handler takes
-//!   `Option<LastEventId>` as an extractor; it is `None` on a first connection and never
-//!   rejects the request.
+//!   `Option<LastEventId>` as an extractor; it is `None` on a first connection, and it
+//!   rejects only the reconnect after a stream's last event
+//!   ([`Event::end_of_stream`](crate::Event::end_of_stream)) with `204 No Content`, as the
+//!   layer does, so the handler is not called again for a finished stream.
 //! - **As a service**, mounted with `Router::route_service` (or `get_service`):
 //!   `SseLayer::new().layer(service_fn(..))`, whose inner function answers
 //!   `Response<impl Stream>` and finds the [`LastEventId`] in the request's extensions.
@@ -33,11 +35,15 @@
 //!     State(sse): State<SseLayer>,
 //!     last: Option<LastEventId>,
 //! ) -> SseResponse<impl Stream<Item = Event>> {
+//!     // After `u64::MAX` there is no next id: the stream is empty.
 //!     let next = last
 //!         .as_ref()
 //!         .and_then(|id| id.parse::<u64>().ok())
-//!         .map_or(0, |id| id + 1);
-//!     let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
+//!         .map_or(Some(0), |id| id.checked_add(1));
+//!     let events = next
+//!         .into_iter()
+//!         .flat_map(|next| next..next.saturating_add(2))
+//!         .map(|seq| Event::new().id_u64(seq).data("tick"));
 //!     SseResponse::new(stream::iter(events))
 //!         .config(&sse)
 //!         .record_last_event_id(last.as_ref())
@@ -84,7 +90,6 @@
 //! # }
 //! ```
 
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -103,8 +108,7 @@ use crate::item::SseItem;
 use crate::last_event_id::{LastEventId, LastEventIdAbsent, LastEventIdPolicy};
 use crate::layer::SseLayer;
 
-/// `Option<LastEventId>` as an axum extractor: `None` on a first connection, never a
-/// rejection.
+/// `Option<LastEventId>` as an axum extractor: `None` on a first connection.
 ///
 /// Behind [`ReadLastEventIdLayer`] (or the [`Sse`](crate::Sse) service) it is the id that
 /// layer read with its [`SseLayer`]'s rules: the length cap of
@@ -112,20 +116,69 @@ use crate::layer::SseLayer;
 /// [`SseLayer::last_event_id_query`], so a handler gets exactly what a layered route gets.
 /// Without such a layer in front it reads the `Last-Event-ID` header with the default
 /// rules (UTF-8, no NUL, at most 1 KiB; an untrusted value is `None`; no query fallback).
+///
+/// It rejects one request, with [`StreamEnded`] (`204 No Content`): the reconnect after a
+/// stream's last event ([`Event::end_of_stream`](crate::Event::end_of_stream)), as the
+/// layer answers it.
 impl<S> OptionalFromRequestParts<S> for LastEventId
 where
     S: Send + Sync,
 {
-    type Rejection = Infallible;
+    type Rejection = StreamEnded;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Infallible> {
-        if let Some(id) = parts.extensions.get::<LastEventId>() {
-            return Ok(Some(id.clone()));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, StreamEnded> {
+        let id = if let Some(id) = parts.extensions.get::<LastEventId>() {
+            Some(id.clone())
+        } else if parts.extensions.get::<LastEventIdAbsent>().is_some() {
+            None
+        } else {
+            LastEventIdPolicy::default().read(&parts.headers, &parts.uri)
+        };
+        match id {
+            Some(id) if id.is_end_of_stream() => Err(StreamEnded),
+            id => Ok(id),
         }
-        if parts.extensions.get::<LastEventIdAbsent>().is_some() {
-            return Ok(None);
-        }
-        Ok(LastEventIdPolicy::default().read(&parts.headers, &parts.uri))
+    }
+}
+
+/// The `Option<LastEventId>` extractor's rejection when the client saw its stream's last
+/// event ([`Event::end_of_stream`](crate::Event::end_of_stream)): answered
+/// `204 No Content`, which stops `EventSource` for good.
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use http::{Request, StatusCode};
+/// use tower::ServiceExt;
+/// use tower_sse::{EventId, LastEventId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let app = Router::new().route("/", get(|_: Option<LastEventId>| async { "streaming" }));
+/// let request = Request::get("/")
+///     .header("last-event-id", EventId::END_OF_STREAM.as_str())
+///     .body(Body::empty())
+///     .unwrap();
+/// assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::NO_CONTENT);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamEnded;
+
+impl fmt::Display for StreamEnded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stream has ended for good")
+    }
+}
+
+impl std::error::Error for StreamEnded {}
+
+impl IntoResponse for StreamEnded {
+    fn into_response(self) -> Response {
+        http::StatusCode::NO_CONTENT.into_response()
     }
 }
 
@@ -372,19 +425,31 @@ mod tests {
     use super::*;
     use http::Request;
 
-    async fn extract(req: Request<()>) -> Option<LastEventId> {
+    async fn try_extract(req: Request<()>) -> Result<Option<LastEventId>, StreamEnded> {
         let (mut parts, ()) = req.into_parts();
-        let extracted =
-            <LastEventId as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
-                .await;
-        match extracted {
-            Ok(id) => id,
-            Err(never) => match never {},
-        }
+        <LastEventId as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &()).await
+    }
+
+    async fn extract(req: Request<()>) -> Option<LastEventId> {
+        try_extract(req).await.expect("not an ended stream")
     }
 
     #[tokio::test]
-    async fn extractor_prefers_the_extension_and_never_rejects() {
+    async fn extractor_rejects_only_an_ended_stream() {
+        let end = crate::EventId::END_OF_STREAM;
+        let req = Request::get("/")
+            .header("last-event-id", end.as_str())
+            .body(());
+        assert_eq!(try_extract(req.unwrap()).await, Err(StreamEnded));
+        let mut req = Request::new(());
+        req.extensions_mut().insert(LastEventId::new(end.as_str()));
+        assert_eq!(try_extract(req).await, Err(StreamEnded));
+        let response = StreamEnded.into_response();
+        assert_eq!(response.status(), http::StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn extractor_prefers_the_extension() {
         assert_eq!(extract(Request::new(())).await, None);
 
         let req = Request::get("/").header("last-event-id", "41").body(());

@@ -13,7 +13,7 @@ use tracing::Span;
 
 use crate::body::SseBody;
 use crate::config::{LayerConfig, SseOptions};
-use crate::item::SseItem;
+use crate::item::{SseItem, SseStream};
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const TEXT_EVENT_STREAM: &str = "text/event-stream";
@@ -23,16 +23,35 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
         config: Option<Arc<LayerConfig>>,
         span: Span,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // The inner service was called; its response becomes the stream.
+        Called { #[pin] inner: F },
+        // The client saw its stream's last event: answered without the inner service.
+        Ended,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, config: Arc<LayerConfig>, span: Span) -> Self {
         Self {
-            inner,
+            state: State::Called { inner },
+            config: Some(config),
+            span,
+        }
+    }
+
+    /// Answers `204 No Content`, which stops `EventSource` for good.
+    pub(crate) fn ended(config: Arc<LayerConfig>, span: Span) -> Self {
+        Self {
+            state: State::Ended,
             config: Some(config),
             span,
         }
@@ -42,15 +61,23 @@ impl<F> ResponseFuture<F> {
 impl<F, St, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<St>, E>>,
-    St: Stream,
-    St::Item: SseItem,
+    St: SseStream,
 {
     type Output = Result<Response<SseBody<St>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
         // Polled again after completion is a caller bug; answer with defaults, not a panic.
+        let response = match this.state.project() {
+            StateProj::Called { inner } => ready!(inner.poll(cx))?,
+            StateProj::Ended => {
+                let config = this.config.take().unwrap_or_default();
+                let span = std::mem::replace(this.span, Span::none());
+                let mut response = Response::new(SseBody::empty(config, span));
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                return Poll::Ready(Ok(response));
+            }
+        };
         let config = this.config.take().unwrap_or_default();
         let span = std::mem::replace(this.span, Span::none());
         Poll::Ready(Ok(into_sse_response(response, config, span)))

@@ -1,6 +1,7 @@
-//! What a stream may yield: [`SseItem`] and the [`Fallible`] wrapper.
+//! What the layer serves: a [`SseStream`] of [`SseItem`]s, and the [`Fallible`] wrapper.
 
 use bytes::BytesMut;
+use futures_core::Stream;
 
 use crate::error::BoxError;
 use crate::event::{EncodedEvent, Event};
@@ -19,6 +20,46 @@ use crate::event::{EncodedEvent, Event};
 pub trait SseItem: sealed::Sealed {}
 
 impl<T: sealed::Sealed> SseItem for T {}
+
+/// A response body the layer can serve: a [`Stream`] whose items are [`SseItem`]s.
+///
+/// Implemented for every such stream; nothing needs to implement it by hand. It exists so
+/// that serving something else, such as `Router::layer(SseLayer::new())` in axum, whose
+/// routes answer `axum::body::Body`, is reported as what it is, with the way out (with the
+/// `axum` feature, on Rust 1.85 and later).
+///
+/// ```
+/// use futures_util::stream;
+/// use tower_sse::{Event, SseStream};
+///
+/// fn served<S: SseStream>(_: S) {}
+/// served(stream::iter([Event::new().data("hello")]));
+/// ```
+#[cfg_attr(
+    feature = "axum",
+    diagnostic::on_unimplemented(
+        message = "`{Self}` is not a stream of events, so `SseLayer` cannot serve it",
+        label = "the inner service answers `Response<{Self}>`",
+        note = "`SseLayer` wraps services answering `Response<impl Stream<Item = impl SseItem>>`",
+        note = "in axum, return `tower_sse::axum::SseResponse::new(stream)` from the handler \
+                instead of `Router::layer(SseLayer::new())`"
+    )
+)]
+pub trait SseStream: Stream<Item = <Self as SseStream>::Event> {
+    /// The stream's item, [`Stream::Item`] by another name.
+    type Event: SseItem;
+}
+
+// Not recommended in diagnostics: a type that is no `Stream` is reported as "not a stream of
+// events" with the notes above, rather than as a missing `Stream` impl.
+#[cfg_attr(feature = "axum", diagnostic::do_not_recommend)]
+impl<S> SseStream for S
+where
+    S: Stream,
+    S::Item: SseItem,
+{
+    type Event = S::Item;
+}
 
 pub(crate) mod sealed {
     use super::*;

@@ -48,13 +48,17 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(SseLayer::new().retry(Duration::from_secs(1)))
 //!     .service_fn(|req: Request<()>| async move {
-//!         // Resume after the last id the browser saw, or start at 0.
+//!         // Resume after the last id the browser saw, or start at 0; after `u64::MAX`
+//!         // there is no next id, and the stream is empty.
 //!         let next = req
 //!             .extensions()
 //!             .get::<LastEventId>()
 //!             .and_then(|id| id.parse::<u64>().ok())
-//!             .map_or(0, |id| id + 1);
-//!         let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
+//!             .map_or(Some(0), |id| id.checked_add(1));
+//!         let events = next
+//!             .into_iter()
+//!             .flat_map(|next| next..next.saturating_add(2))
+//!             .map(|seq| Event::new().id_u64(seq).data("tick"));
 //!         Ok::<_, Infallible>(Response::new(stream::iter(events)))
 //!     });
 //!
@@ -113,9 +117,9 @@ pub use body::SseBody;
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
 pub use error::{BoxError, EventError, OnItemError};
-pub use event::{EncodedEvent, Event};
+pub use event::{EncodedEvent, Event, EventId, EventType};
 pub use future::ResponseFuture;
-pub use item::{Fallible, SseItem};
+pub use item::{Fallible, SseItem, SseStream};
 pub use keep_alive::KeepAlive;
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
@@ -124,8 +128,9 @@ pub use service::Sse;
 pub use shutdown::Shutdown;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
-// the decoder, so they are compiled when it is built (`cargo test --all-features`).
-#[cfg(all(doctest, feature = "decode"))]
+// the decoder or axum, so they are compiled when those are built (`cargo test
+// --all-features`).
+#[cfg(all(doctest, feature = "decode", feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
@@ -142,6 +147,19 @@ mod tests {
         assert!(
             readme.contains(&block),
             "README.md and examples/hello.rs differ"
+        );
+    }
+
+    /// The same for the axum server and `examples/hello_axum.rs`.
+    #[test]
+    fn readme_shows_the_hello_axum_example() {
+        let readme = include_str!("../README.md");
+        let hello = include_str!("../examples/hello_axum.rs");
+        let program = &hello[hello.find("use std::").unwrap()..];
+        let block = format!("```rust,no_run\n{program}```\n");
+        assert!(
+            readme.contains(&block),
+            "README.md and examples/hello_axum.rs differ"
         );
     }
 }

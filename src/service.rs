@@ -3,14 +3,13 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_core::Stream;
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::SseBody;
 use crate::config::LayerConfig;
 use crate::future::ResponseFuture;
-use crate::item::SseItem;
+use crate::item::SseStream;
 use crate::last_event_id::LastEventId;
 
 /// Middleware that serves an inner service's `Response<impl Stream>` as server-sent events.
@@ -81,8 +80,7 @@ impl<S> Sse<S> {
 impl<S, ReqBody, St> Service<Request<ReqBody>> for Sse<S>
 where
     S: Service<Request<ReqBody>, Response = Response<St>>,
-    St: Stream,
-    St::Item: SseItem,
+    St: SseStream,
 {
     type Response = Response<SseBody<St>>;
     type Error = S::Error;
@@ -100,6 +98,9 @@ where
             last_event_id = last_event_id.as_ref().map(LastEventId::as_str)
         );
         if let Some(id) = last_event_id {
+            if id.is_end_of_stream() {
+                return ResponseFuture::ended(self.config.clone(), span);
+            }
             req.extensions_mut().insert(id);
         }
         ResponseFuture::new(self.inner.call(req), self.config.clone(), span)

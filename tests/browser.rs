@@ -1,17 +1,16 @@
-//! The clock example in a real browser: Chromium's `EventSource` reads the stream, sees it
-//! end after the example's 10 s lifetime, reconnects with `Last-Event-ID`, and the count
-//! goes on with no gap and no repeat.
+//! The examples in a real browser.
 //!
-//! The chat example likewise: a room's page resumes after it drops its connection (with the
-//! `lastEventId` query parameter) and after the server ends its stream (with the
-//! `Last-Event-ID` header), and sees every message of its room once, in order.
+//! - clock: Chromium's `EventSource` reads the stream, sees it end after the example's 10 s
+//!   lifetime, reconnects with `Last-Event-ID`, and the count goes on with no gap and no
+//!   repeat.
+//! - tokens: the answer arrives whole, its last event marked as the end of the stream;
+//!   `EventSource` reconnects once, gets `204`, and closes for good.
+//! - chat: a room's page resumes after it drops its connection (with the `lastEventId`
+//!   query parameter) and after the server ends its stream (with the `Last-Event-ID`
+//!   header), and sees every message of its room once, in order, and none of another's.
 //!
 //! Needs `node`, `/usr/bin/chromium` and `npm ci` (playwright-core); without them the test
 //! prints a notice and passes, unless `TOWER_SSE_REQUIRE_BROWSER` is set.
-
-// Each example declares `mod support;` as it does when built alone, so this crate holds two
-// copies of examples/support.
-#![allow(clippy::duplicate_mod)]
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,13 +24,43 @@ use tokio::process::Command;
 #[allow(dead_code)] // Its `main` is not used here.
 mod clock;
 
+// Each example is a program of its own with its own `mod support`: loaded twice here.
+#[path = "../examples/tokens.rs"]
+#[allow(dead_code, clippy::duplicate_mod)] // Its `main` is not used here.
+mod tokens;
+
 #[path = "../examples/chat.rs"]
-#[allow(dead_code)] // Its `main` is not used here.
+#[allow(dead_code, clippy::duplicate_mod)] // Its `main` is not used here.
 mod chat;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The script bounds its own wait at 25 s and itself at 50 s; this is the backstop.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Deserialize)]
+struct TokensSummary {
+    answer: String,
+    opens: u32,
+    tokens: u32,
+    #[serde(rename = "readyState")]
+    ready_state: u8,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatSummary {
+    seen: Vec<Seen>,
+    opens: u32,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Seen {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: String,
+}
 
 #[derive(Debug, Deserialize)]
 struct Summary {
@@ -62,8 +91,9 @@ async fn missing_tool(root: &Path) -> Option<&'static str> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clock_resumes_across_reconnect_in_chromium() {
+/// Runs `tests/browser/<script>` against `url` and returns its JSON summary; `None` when a
+/// tool is missing and the browser is not required.
+async fn run_script<T: serde::de::DeserializeOwned>(script: &str, url: &str) -> Option<T> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(missing) = missing_tool(root).await {
         assert!(
@@ -71,20 +101,16 @@ async fn clock_resumes_across_reconnect_in_chromium() {
             "browser test required, but {missing}"
         );
         eprintln!("skipping browser test: {missing}");
-        return;
+        return None;
     }
-
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let server = tokio::spawn(clock::serve(listener, Duration::from_secs(10)));
 
     // CARGO_TARGET_TMPDIR is `<target>/tmp`: the picture goes next to the build outputs.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-    let screenshot = target.join("clock.png");
+    let screenshot = target.join(script.replace(".mjs", ".png"));
 
     let run = Command::new("node")
-        .arg(root.join("tests/browser/clock.mjs"))
-        .arg(&url)
+        .arg(root.join("tests/browser").join(script))
+        .arg(url)
         .arg(&screenshot)
         .arg(CHROMIUM)
         .current_dir(root)
@@ -95,7 +121,6 @@ async fn clock_resumes_across_reconnect_in_chromium() {
         .await
         .expect("browser script timed out and was killed")
         .expect("node could not be started");
-    server.abort();
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -104,9 +129,21 @@ async fn clock_resumes_across_reconnect_in_chromium() {
         "browser script failed ({}):\n{stderr}{stdout}",
         output.status
     );
-    let summary: Summary = serde_json::from_str(stdout.trim())
+    eprintln!("screenshot at {}", screenshot.display());
+    let summary = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|error| panic!("bad summary {stdout:?}: {error}\n{stderr}"));
-    eprintln!("{summary:?}, screenshot at {}", screenshot.display());
+    Some(summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_resumes_across_reconnect_in_chromium() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(clock::serve(listener, Duration::from_secs(10)));
+    let summary: Option<Summary> = run_script("clock.mjs", &url).await;
+    server.abort();
+    let Some(summary) = summary else { return };
+    eprintln!("{summary:?}");
 
     assert!(
         is_clock_time(&summary.text),
@@ -129,69 +166,53 @@ async fn clock_resumes_across_reconnect_in_chromium() {
     assert_eq!(summary.ticks, expected, "sequence has a gap or a repeat");
 }
 
-#[derive(Debug, Deserialize)]
-struct ChatSummary {
-    seen: Vec<Seen>,
-    opens: u32,
-    state: String,
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_answer_closes_event_source_in_chromium() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(tokens::serve(listener, Duration::from_millis(5)));
+    let summary: Option<TokensSummary> = run_script("tokens.mjs", &url).await;
+    server.abort();
+    let Some(summary) = summary else { return };
+    eprintln!("{summary:?}");
+
+    // The whole answer, once: the reconnect after `done` did not start it again.
+    assert_eq!(summary.answer, tokens::ANSWER.concat(), "{summary:?}");
+    assert_eq!(summary.tokens as usize, tokens::ANSWER.len(), "{summary:?}");
+    assert_eq!(
+        summary.opens, 1,
+        "the reconnect opened a stream: {summary:?}"
+    );
+    // Closed by the server's 204, not by the page.
+    assert_eq!(summary.ready_state, 2, "{summary:?}");
+    assert!(
+        summary.state.ends_with("done, closed by the server"),
+        "{summary:?}"
+    );
 }
 
-#[derive(Debug, Deserialize)]
-struct Seen {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    data: String,
+/// `HH:MM:SS`, as the page shows it.
+fn is_clock_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 8
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            2 | 5 => *b == b':',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_room_resumes_across_reconnects_in_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(missing) = missing_tool(root).await {
-        assert!(
-            std::env::var_os("TOWER_SSE_REQUIRE_BROWSER").is_none(),
-            "browser test required, but {missing}"
-        );
-        eprintln!("skipping browser test: {missing}");
-        return;
-    }
-
+    const ROOM: &str = "browser-test";
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let url = format!("http://{}/?room={ROOM}", listener.local_addr().unwrap());
     let rooms = chat::rooms();
     // Streams end after 3 s, so the browser's own reconnect happens within the test.
     let server = tokio::spawn(chat::serve(listener, rooms.clone(), Duration::from_secs(3)));
-
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-    let screenshot = target.join("chat.png");
-    const ROOM: &str = "browser-test";
-
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/chat.mjs"))
-        .arg(&url)
-        .arg(ROOM)
-        .arg(&screenshot)
-        .arg(CHROMIUM)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(CHILD_TIMEOUT, run)
-        .await
-        .expect("browser script timed out and was killed")
-        .expect("node could not be started");
+    let summary: Option<ChatSummary> = run_script("chat.mjs", &url).await;
     server.abort();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser script failed ({}):\n{stderr}{stdout}",
-        output.status
-    );
-    let summary: ChatSummary = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|error| panic!("bad summary {stdout:?}: {error}\n{stderr}"));
-    eprintln!("{summary:?}, screenshot at {}", screenshot.display());
+    let Some(summary) = summary else { return };
+    eprintln!("{summary:?}");
 
     let data: Vec<&str> = summary.seen.iter().map(|seen| seen.data.as_str()).collect();
     assert_eq!(
@@ -222,14 +243,4 @@ async fn chat_room_resumes_across_reconnects_in_chromium() {
     assert!(stats.replay.replayed >= 2, "{stats:?}");
     assert_eq!(stats.replay.published, 6);
     assert_eq!(rooms.key_stats("elsewhere").unwrap().replay.published, 1);
-}
-
-/// `HH:MM:SS`, as the page shows it.
-fn is_clock_time(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 8
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            2 | 5 => *b == b':',
-            _ => b.is_ascii_digit(),
-        })
 }

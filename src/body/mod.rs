@@ -27,7 +27,7 @@ use tracing::Span;
 use crate::config::LayerConfig;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
-use crate::item::SseItem;
+use crate::item::{SseItem, SseStream};
 use crate::keep_alive::KeepAlive;
 
 mod deadline;
@@ -128,8 +128,7 @@ type PollFrame = Poll<Option<Result<Frame<Bytes>, Infallible>>>;
 
 impl<St> Body for SseBody<St>
 where
-    St: Stream,
-    St::Item: SseItem,
+    St: SseStream,
 {
     type Data = Bytes;
     type Error = Infallible;

@@ -3,6 +3,7 @@
 //! | file | holds |
 //! | --- | --- |
 //! | `mod.rs` | [`Event`]: the builder, and the checks on `id` and `event` |
+//! | `checked.rs` | [`EventType`] and [`EventId`]: those checks done once, for literals and reuse |
 //! | `fields.rs` | an event's framed field lines in wire order, and where each one lies |
 //! | `pool.rs` | the per-thread pool that recycles those buffers |
 //! | `encoded.rs` | [`EncodedEvent`]: one frame's bytes, shared by every client |
@@ -19,10 +20,12 @@ use bytes::BytesMut;
 use crate::encode::{self, COMMENT, DATA, EVENT, ID};
 use crate::error::EventError;
 
+mod checked;
 mod encoded;
 mod fields;
 mod pool;
 
+pub use checked::{EventId, EventType};
 pub use encoded::EncodedEvent;
 use fields::{Fields, COMMENT_FIELD, DATA_FIELD, EVENT_FIELD, ID_FIELD, RETRY_FIELD};
 
@@ -139,6 +142,48 @@ impl Event {
         }
         self.put_field(ID_FIELD, ID, id.as_bytes());
         Ok(self)
+    }
+
+    /// Sets an event type checked when it was made; cannot fail.
+    ///
+    /// ```
+    /// use tower_sse::{Event, EventType};
+    ///
+    /// const DONE: EventType = EventType::from_static("done");
+    /// let event = Event::new().with_event(DONE).data("");
+    /// assert_eq!(event.encode().as_bytes(), &b"event: done\ndata: \n\n"[..]);
+    /// ```
+    pub fn with_event(mut self, event: EventType) -> Self {
+        self.put_field(EVENT_FIELD, EVENT, event.as_str().as_bytes());
+        self
+    }
+
+    /// Sets an event id checked when it was made; cannot fail.
+    pub fn with_id(mut self, id: EventId) -> Self {
+        self.put_field(ID_FIELD, ID, id.as_str().as_bytes());
+        self
+    }
+
+    /// Marks this event as its stream's last, for good: its id becomes
+    /// [`EventId::END_OF_STREAM`].
+    ///
+    /// When the stream ends, `EventSource` reconnects and sends that id back as
+    /// `Last-Event-ID`; the layer answers `204 No Content` without calling the inner
+    /// service, and a `204` makes `EventSource` stop for good. In axum, the
+    /// `Option<LastEventId>` extractor answers the same. Nothing is kept per stream: the id
+    /// itself says the stream is over. Send it as the last item and end the stream.
+    ///
+    /// ```
+    /// use tower_sse::{Event, EventType};
+    ///
+    /// let last = Event::new().with_event(EventType::from_static("done")).data("").end_of_stream();
+    /// assert_eq!(
+    ///     last.encode().as_bytes(),
+    ///     &b"id: tower-sse:end-of-stream\nevent: done\ndata: \n\n"[..],
+    /// );
+    /// ```
+    pub fn end_of_stream(self) -> Self {
+        self.with_id(EventId::END_OF_STREAM)
     }
 
     /// Sets a numeric event id; always valid, and written without formatting machinery.

@@ -1,7 +1,7 @@
-// Opens the chat example in headless Chromium, talks in a room, drops the connection and
-// lets the server end the stream, and reports what the page saw.
+// Opens the chat example's page for one room in headless Chromium, talks in the room,
+// drops the connection and lets the server end the stream, and reports what the page saw.
 //
-// Usage: node tests/browser/chat.mjs <url> <room> <screenshot.png> [chromium]
+// Usage: node tests/browser/chat.mjs <url with ?room=...> <screenshot.png> [chromium]
 // Prints one JSON line {seen, opens, state} and exits 0 once the page has seen six messages
 // over three connections; exits 1 with the same summary on stderr if it does not in time.
 //
@@ -11,69 +11,32 @@
 // that stream (its max_duration), m5 and m6 are posted before the browser's own reconnect,
 // which resumes with the `Last-Event-ID` header.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { overallDeadline, report, waitFor, withPage } from "./launch.mjs";
 
-const [url, room, screenshot, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
-if (!url || !room || !screenshot) {
-  console.error("usage: node chat.mjs <url> <room> <screenshot.png> [chromium]");
+const [url, screenshot, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
+if (!url || !screenshot) {
+  console.error("usage: node chat.mjs <url> <screenshot.png> [chromium]");
   process.exit(2);
 }
 
 // Each step waits at most this long; the server's streams last 3 s, its retry is 1 s.
 const STEP_MS = 15_000;
 
-// A last resort, inside the caller's own kill timeout, should Chromium stop answering.
-const deadline = setTimeout(() => {
-  console.error("chat.mjs: overall deadline passed");
-  process.exit(1);
-}, 50_000);
-deadline.unref();
+// A last resort, inside the caller's own kill timeout.
+overallDeadline("chat.mjs", 50_000);
 
-const profile = mkdtempSync(join(tmpdir(), "tower-sse-chromium-"));
-let context;
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    timeout: 30_000,
-    viewport: { width: 800, height: 600 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on("console", (message) => console.error(`page: ${message.text()}`));
-  page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+await withPage(url, screenshot, executablePath, async (page) => {
+  const step = (name, predicate) => waitFor(`chat.mjs: ${name}`, page, predicate, null, STEP_MS);
 
-  const until = (what, test, arg) =>
-    page
-      .waitForFunction(test, arg, { timeout: STEP_MS, polling: 100 })
-      .then(() => true)
-      .catch((error) => {
-        console.error(`chat.mjs: ${what}: ${error.message.split("\n")[0]}`);
-        return false;
-      });
-
-  await page.goto(`${url}?room=${encodeURIComponent(room)}`);
-  let done = await until("first open", () => window.opens >= 1);
+  let done = await step("first open", () => window.opens >= 1);
   if (done) {
     await page.fill("#text", "m1");
     await page.press("#text", "Enter");
-    done = await until("m1", () => window.seen.length >= 1);
+    done = await step("m1", () => window.seen.length >= 1);
   }
   if (done) {
     await page.evaluate(() => window.say("m2"));
-    done = await until("m2", () => window.seen.length >= 2);
+    done = await step("m2", () => window.seen.length >= 2);
   }
   if (done) {
     await page.evaluate(async () => {
@@ -83,7 +46,7 @@ try {
       await fetch("/chat/elsewhere", { method: "POST", body: "not for this room" });
       window.connect();
     });
-    done = await until("resume with the query parameter", () =>
+    done = await step("resume with the query parameter", () =>
       window.opens >= 2 && window.seen.length >= 4);
   }
   if (done) {
@@ -97,7 +60,7 @@ try {
         { once: true },
       );
     });
-    done = await until("resume with the header", () =>
+    done = await step("resume with the header", () =>
       window.opens >= 3 && window.seen.length >= 6);
   }
 
@@ -106,15 +69,5 @@ try {
     opens: window.opens,
     state: document.getElementById("state").textContent,
   }));
-  await page.screenshot({ path: screenshot });
-
-  if (done) {
-    console.log(JSON.stringify(summary));
-  } else {
-    console.error(JSON.stringify(summary));
-    process.exitCode = 1;
-  }
-} finally {
-  await context?.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  report(done, summary);
+});

@@ -37,6 +37,7 @@ over_both_protocols!(
     untrusted_last_event_id_is_absent_and_request_served,
     last_event_id_query_fallback,
     non_200_passes_through_without_stream,
+    a_finished_streams_reconnect_is_answered_204,
     finite_stream_ends_the_body,
     max_duration_ends_the_body_cleanly,
     client_disconnect_drops_the_stream,
@@ -416,6 +417,50 @@ async fn non_200_passes_through_without_stream(proto: Proto) {
         assert!(!headers.contains_key("x-accel-buffering"), "{headers:?}");
         assert_eq!(body_text(response).await, "", "{path}");
     }
+    server.shutdown().await;
+}
+
+/// The stream's last event was marked `end_of_stream`: `EventSource` reconnects with that
+/// id, and the layer answers `204` without calling the inner service (which would start a
+/// finished answer again).
+async fn a_finished_streams_reconnect_is_answered_204(proto: Proto) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = serve_with(SseLayer::new().no_opening_frame(), {
+        let calls = calls.clone();
+        move |_request| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Response::new(stream::iter([Event::new().data("answer").end_of_stream()]))
+        }
+    })
+    .await;
+    let mut client = Client::connect(server.addr(), proto).await;
+
+    let response = client.send(empty(client.get("/answer"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let last_id = tower_sse::EventId::END_OF_STREAM;
+    assert_eq!(
+        body_text(response).await,
+        format!("id: {}\ndata: answer\n\n", last_id.as_str())
+    );
+
+    let request = with_last_event_id(&client, last_id.as_str().as_bytes());
+    let response = client.send(request).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(!response.headers().contains_key(header::CONTENT_TYPE));
+    assert_eq!(body_text(response).await, "");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the inner service ran again"
+    );
+
+    // Any other id is a resume like before.
+    let response = client.send(with_last_event_id(&client, b"7")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
     server.shutdown().await;
 }
 

@@ -414,6 +414,13 @@ async fn handlers_answer_every_resume_as_the_layered_route() {
                     .unwrap(),
             ),
             (
+                "a finished stream's reconnect",
+                Request::get("/")
+                    .header("last-event-id", tower_sse::EventId::END_OF_STREAM.as_str())
+                    .body(())
+                    .unwrap(),
+            ),
+            (
                 "an id over the length cap",
                 Request::get("/")
                     .header("last-event-id", &too_long)
@@ -428,7 +435,10 @@ async fn handlers_answer_every_resume_as_the_layered_route() {
             let from_layer = answered(layered.clone().oneshot(as_service).await.unwrap()).await;
             let from_handler = answered(handlers.clone().oneshot(as_handler).await.unwrap()).await;
             assert_eq!(from_handler, from_layer, "{policy:?}, {case}");
-            if policy == OnUnknownId::NoContent && case == "an unknown id" {
+            if case == "a finished stream's reconnect" {
+                assert_eq!(from_layer.0, StatusCode::NO_CONTENT, "ended: {case}");
+                assert!(from_layer.2.is_empty());
+            } else if policy == OnUnknownId::NoContent && case == "an unknown id" {
                 assert_eq!(from_layer.0, StatusCode::NO_CONTENT, "refused: {case}");
                 assert!(from_layer.2.is_empty());
             } else {
