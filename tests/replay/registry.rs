@@ -128,7 +128,6 @@ async fn a_key_is_evicted_after_the_idle_time_without_publish_or_subscriber() {
 /// A client that saw an event of a key's evicted log, reconnecting to the key's new log,
 /// must get the gap event and what the new log holds, not a resume at a like-numbered id.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs restart-safe ids in EventLog (branch h-ids); a new log's ids start at 1 today"]
 async fn an_id_of_an_evicted_log_is_not_resumed_from_in_the_new_one() {
     let rooms = registry(10, WhenFull::Refuse);
     let mut seen = 0;

@@ -47,7 +47,11 @@ pub use self::subscription::KeySubscription;
 ///
 /// - **Eviction.** A key's log is evicted once it has had no subscriber and no publish for
 ///   the idle time ([`idle_eviction`](LogRegistryBuilder::idle_eviction)); its history
-///   goes with it. A live [`KeySubscription`] keeps its key.
+///   goes with it. A live [`KeySubscription`] keeps its key. The key's next log gives ids
+///   of its own, which never meet the evicted log's: a client that resumes with an id of
+///   the evicted log gets the new log's [`OnUnknownId`](crate::replay::OnUnknownId) answer
+///   (by default the gap event, then what the log holds), never a resume at a
+///   like-numbered event.
 /// - **Bound.** At most [`max_keys`](LogRegistryBuilder::max_keys) keys; a new key beyond
 ///   that is refused ([`RegistryFull`]) or takes the place of the idlest key without a
 ///   subscriber, as [`WhenFull`] says. Keys that exist are never refused.
@@ -324,7 +328,7 @@ impl<K: Hash + Eq> LogRegistry<K> {
     {
         let slot = self.slot(key, Use::Subscribe)?;
         let subscription = slot.log.subscribe(last_event_id);
-        Ok(KeySubscription::new(subscription, slot))
+        Ok(KeySubscription::new(subscription, slot, self.shared.clock))
     }
 
     /// Subscribes, and answers for [`SseLayer`](crate::SseLayer): `200 OK` with the
@@ -387,7 +391,7 @@ impl<K: Hash + Eq> LogRegistry<K> {
         Some(KeyStats {
             replay: slot.log.stats(),
             subscribers: slot.subscribers(),
-            last_activity: slot.last_activity(),
+            last_activity: self.shared.clock.instant(slot.last_activity_ms()),
         })
     }
 
@@ -422,7 +426,7 @@ impl<K: Hash + Eq> LogRegistry<K> {
                     && shared.reserve());
             if admitted {
                 let key = key.to_owned();
-                let slot = Arc::new(Slot::new(shared.make.make(&key), shared.clock));
+                let slot = Arc::new(Slot::new(shared.make.make(&key), now));
                 if by == Use::Subscribe {
                     slot.subscribed(now);
                 }

@@ -45,18 +45,17 @@ pub(super) struct Slot {
     /// a sweep (which holds it too) never evicts a log someone is subscribing to.
     subscribers: AtomicU64,
     /// Milliseconds on the registry's [`Clock`] of the last publish, subscribe or dropped
-    /// subscription.
+    /// subscription. The clock itself is the registry's and each subscription's, not
+    /// every key's.
     last_activity: AtomicU64,
-    clock: Clock,
 }
 
 impl Slot {
-    pub(super) fn new(log: EventLog, clock: Clock) -> Self {
+    pub(super) fn new(log: EventLog, now_ms: u64) -> Self {
         Self {
             log,
             subscribers: AtomicU64::new(0),
-            last_activity: AtomicU64::new(clock.now_ms()),
-            clock,
+            last_activity: AtomicU64::new(now_ms),
         }
     }
 
@@ -74,8 +73,8 @@ impl Slot {
 
     /// Called without the lock, when a subscription is dropped: the activity is stored
     /// before the count falls, so a sweep that reads no subscribers reads this activity.
-    pub(super) fn unsubscribed(&self) {
-        self.touch(self.clock.now_ms());
+    pub(super) fn unsubscribed(&self, now_ms: u64) {
+        self.touch(now_ms);
         self.subscribers.fetch_sub(1, Ordering::Release);
     }
 
@@ -85,10 +84,6 @@ impl Slot {
 
     pub(super) fn last_activity_ms(&self) -> u64 {
         self.last_activity.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn last_activity(&self) -> Instant {
-        self.clock.instant(self.last_activity_ms())
     }
 
     /// Whether nothing holds the log and it has been idle for `idle_ms` at `now_ms`.

@@ -11,7 +11,7 @@ use futures_core::stream::{FusedStream, Stream};
 use crate::event::EncodedEvent;
 use crate::replay::Subscription;
 
-use super::slot::Slot;
+use super::slot::{Clock, Slot};
 
 /// A stream of one key's events from a [`LogRegistry`](super::LogRegistry): a
 /// [`Subscription`] to the key's log that also counts as the key's subscriber.
@@ -24,12 +24,13 @@ use super::slot::Slot;
 pub struct KeySubscription {
     inner: Subscription,
     slot: Arc<Slot>,
+    clock: Clock,
 }
 
 impl KeySubscription {
     /// `slot`'s subscriber count has been raised for this subscription.
-    pub(super) fn new(inner: Subscription, slot: Arc<Slot>) -> Self {
-        Self { inner, slot }
+    pub(super) fn new(inner: Subscription, slot: Arc<Slot>, clock: Clock) -> Self {
+        Self { inner, slot, clock }
     }
 
     /// Whether the key's log refused the client's `Last-Event-ID`; see
@@ -59,7 +60,7 @@ impl FusedStream for KeySubscription {
 
 impl Drop for KeySubscription {
     fn drop(&mut self) {
-        self.slot.unsubscribed();
+        self.slot.unsubscribed(self.clock.now_ms());
     }
 }
 
