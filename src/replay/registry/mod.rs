@@ -162,7 +162,8 @@ enum Use {
 }
 
 /// Locks, recovering from poisoning: the map is never left half updated, as the only user
-/// code called under a shard's lock (the log maker) runs before anything changes.
+/// code called under a shard's lock (the log maker) runs before the map changes, and a
+/// panic in it gives back the place it took.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -216,7 +217,8 @@ impl<K> LogRegistry<K> {
         self.len() == 0
     }
 
-    /// The registry's counters, and its keys and subscribers now.
+    /// The registry's counters, and its keys and subscribers now. It visits every key, one
+    /// shard's lock at a time: call it for metrics, not per request.
     pub fn stats(&self) -> RegistryStats {
         let shared = &*self.shared;
         let subscribers = shared
@@ -425,8 +427,11 @@ impl<K: Hash + Eq> LogRegistry<K> {
                     && shared.evict_idlest(&mut shard)
                     && shared.reserve());
             if admitted {
+                // Should the log maker (user code) panic, the place goes back.
+                let place = Place(&shared.keys);
                 let key = key.to_owned();
                 let slot = Arc::new(Slot::new(shared.make.make(&key), now));
+                std::mem::forget(place);
                 if by == Use::Subscribe {
                     slot.subscribed(now);
                 }
@@ -454,6 +459,15 @@ impl<K: Hash + Eq> Shared<K> {
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> &Mutex<Shard<K>> {
         &self.shards[self.shard_index(key)].0
+    }
+}
+
+/// A place taken for a new key, given back if dropped before the key is in the map.
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -590,6 +604,24 @@ mod tests {
         rooms.publish("a", Event::new()).unwrap();
         assert_eq!(rooms.len(), 1);
         assert_eq!(rooms.get("a").unwrap().stats().published, 2);
+    }
+
+    #[test]
+    fn a_panicking_log_maker_gives_its_place_back() {
+        let rooms = LogRegistry::<u8>::builder()
+            .max_keys(1)
+            .make_log(|&key| {
+                assert!(key != 0, "no log for 0");
+                EventLog::new()
+            })
+            .build();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rooms.publish(&0, Event::new())
+        }));
+        assert!(panicked.is_err());
+        assert!(rooms.is_empty());
+        rooms.publish(&1, Event::new()).unwrap();
+        assert_eq!(rooms.len(), 1);
     }
 
     #[test]
