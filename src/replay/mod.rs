@@ -8,6 +8,8 @@
 //!   handler answers with behind [`SseLayer`](crate::SseLayer).
 //! - [`EventLog::feed`] publishes from any `Stream` ([`Feed`], [`FeedItem`], [`Lagged`]).
 //! - [`ReplayStats`] counts what a log has done.
+//! - [`LogRegistry`] keeps a log per key (rooms, users, documents): made on first use, evicted
+//!   when idle, at most `max_keys` of them ([`WhenFull`], [`RegistryFull`], [`KeySubscription`]).
 //! - `redis` (feature `redis`): `RedisLog`, the same window fed from a Redis stream shared by
 //!   several server nodes.
 //!
@@ -49,6 +51,7 @@
 //! | `waiters.rs` | wakers of subscriptions waiting for the next event |
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
+//! | `registry/` | [`LogRegistry`]: a log per key, made on first use, evicted when idle |
 //! | `redis/` | `RedisLog`: the window fed from a Redis stream (feature `redis`) |
 //!
 //! Imports run one way: `log` and `redis/` publish into a `window` and make
@@ -62,6 +65,7 @@ mod log;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod registry;
 mod stats;
 mod store;
 mod subscription;
@@ -73,5 +77,9 @@ pub use crate::error::IdNotIncreasing;
 pub use self::feed::{Feed, FeedEnd, FeedItem, Lagged};
 pub use self::log::{EventLog, EventLogBuilder};
 pub use self::policy::{OnLag, OnUnknownId};
+pub use self::registry::{
+    KeyStats, KeySubscription, LogRegistry, LogRegistryBuilder, RegistryFull, RegistryStats,
+    WhenFull,
+};
 pub use self::stats::ReplayStats;
 pub use self::subscription::Subscription;
