@@ -21,7 +21,8 @@
 //!
 //! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
 //! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
-//! side of the wire, feature `decode`) and `axum` (feature `axum`).
+//! side of the wire, feature `decode`), `metrics` (feature `metrics`) and `axum` (feature
+//! `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -83,6 +84,7 @@
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
+//! | `metrics` | no | `metrics`: stream metrics (open streams, ends by [`EndReason`], lifetimes, events, bytes) through the `metrics` facade, labelled by a route name (metrics) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -104,11 +106,14 @@ mod keep_alive;
 mod last_event_id;
 mod layer;
 mod maybe_stream;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod replay;
 mod service;
 mod shutdown;
 
-pub use body::SseBody;
+pub use body::{EndReason, SseBody};
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
