@@ -1,20 +1,25 @@
 //! The stream metrics, scraped over HTTP from `examples/observability.rs` after a known
 //! sequence: three streams, ten events, one idle timeout, one client gone, one resume.
 //!
-//! A binary of its own: the recorder is installed once per process.
+//! The end reasons and a response's own route, through a recorder local to the test's thread.
+//!
+//! A binary of its own: the Prometheus recorder is installed once per process.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use http::Request;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_sse::replay::EventLog;
-use tower_sse::Event;
+use tower_sse::{BoxError, Event, Fallible, Shutdown, SseLayer, SseOptions};
 
 #[path = "../examples/observability.rs"]
 #[allow(dead_code)] // Its `main` is not used here.
@@ -236,4 +241,145 @@ async fn a_known_sequence_scrapes_to_exact_values() {
 
     drop(third);
     server.abort();
+}
+
+type Items = BoxStream<'static, Fallible<Result<Event, BoxError>>>;
+
+fn tick() -> Fallible<Result<Event, BoxError>> {
+    Fallible(Ok(Event::new().data("tick")))
+}
+
+/// What was recorded, each metric with its labels; taking it resets the recorder.
+type Recorded = Vec<(String, Vec<(String, String)>, DebugValue)>;
+
+fn recorded(snapshotter: &Snapshotter) -> Recorded {
+    let snapshot = snapshotter.snapshot().into_vec();
+    snapshot
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels = key.labels();
+            let labels = labels.map(|l| (l.key().to_owned(), l.value().to_owned()));
+            (key.name().to_owned(), labels.collect(), value)
+        })
+        .collect()
+}
+
+/// The value of `name` with exactly these labels.
+fn value<'a>(
+    recorded: &'a Recorded,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a DebugValue> {
+    recorded.iter().find_map(|(key, key_labels, value)| {
+        let same = key_labels.len() == labels.len()
+            && key_labels
+                .iter()
+                .zip(labels)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1);
+        (key == name && same).then_some(value)
+    })
+}
+
+fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    match value(recorded, name, labels)? {
+        DebugValue::Counter(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Every end reason but the client's and the idle timeout (the scrape test has those),
+/// each on a stream of its own; one response names its own route.
+#[test]
+fn every_end_reason_is_counted_under_its_route() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let shutdown = Shutdown::new();
+            let service = ServiceBuilder::new()
+                .layer(
+                    SseLayer::new()
+                        .metrics_route("feed")
+                        .shutdown(shutdown.clone()),
+                )
+                .service_fn(|req: Request<()>| async move {
+                    let response: http::Response<Items> = match req.uri().path() {
+                        "/ends" => SseOptions::new()
+                            .metrics_route("own")
+                            .response(stream::iter([tick(), tick()]).boxed()),
+                        "/fails" => SseOptions::new()
+                            .response(stream::iter([tick(), Fallible(Err("no".into()))]).boxed()),
+                        "/short" => SseOptions::new()
+                            .max_duration(Duration::from_secs(5))
+                            .response(stream::pending().boxed()),
+                        _ => SseOptions::new().response(stream::pending().boxed()),
+                    };
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+            let call = |path: &'static str| {
+                let service = service.clone();
+                async move {
+                    let request = Request::get(path).body(()).unwrap();
+                    let response = service.oneshot(request).await.unwrap();
+                    response.into_body().collect().await.unwrap().to_bytes()
+                }
+            };
+            assert_eq!(call("/ends").await, ":\n\ndata: tick\n\ndata: tick\n\n");
+            assert_eq!(call("/fails").await, ":\n\ndata: tick\n\n");
+            call("/short").await;
+            let trigger = async {
+                tokio::task::yield_now().await;
+                shutdown.trigger();
+            };
+            tokio::join!(call("/forever"), trigger);
+        })
+    });
+
+    let recorded = recorded(&snapshotter);
+    let closed = |route, reason| {
+        let labels = [("sse.route", route), ("sse.end_reason", reason)];
+        counter(&recorded, "sse.server.streams.closed", &labels)
+    };
+    assert_eq!(closed("own", "source_ended"), Some(1));
+    assert_eq!(closed("feed", "source_ended"), Some(0));
+    assert_eq!(closed("feed", "item_error"), Some(1));
+    assert_eq!(closed("feed", "max_duration"), Some(1));
+    assert_eq!(closed("feed", "shutdown"), Some(1));
+    let opened = |route| {
+        counter(
+            &recorded,
+            "sse.server.streams.opened",
+            &[("sse.route", route)],
+        )
+    };
+    assert_eq!(opened("own"), Some(1));
+    assert_eq!(opened("feed"), Some(3));
+    let events = |route| counter(&recorded, "sse.server.events", &[("sse.route", route)]);
+    assert_eq!(events("own"), Some(2));
+    // The failed item is no event.
+    assert_eq!(events("feed"), Some(1));
+    let active = value(
+        &recorded,
+        "sse.server.active_streams",
+        &[("sse.route", "feed")],
+    );
+    assert_eq!(active, Some(&DebugValue::Gauge(0.0.into())));
+    // The stream cut at 5 s lived 5 s; the others ended at once.
+    let lifetimes = value(
+        &recorded,
+        "sse.server.stream.duration",
+        &[("sse.route", "feed")],
+    );
+    let Some(DebugValue::Histogram(lifetimes)) = lifetimes else {
+        panic!("no lifetimes: {lifetimes:?}");
+    };
+    let mut lifetimes: Vec<f64> = lifetimes.iter().map(|s| s.into_inner()).collect();
+    lifetimes.sort_by(f64::total_cmp);
+    assert_eq!(lifetimes, [0.0, 0.0, 5.0]);
 }
