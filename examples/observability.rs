@@ -5,9 +5,10 @@
 //! the time every second into an `EventLog`; `GET /clock` streams it, resuming after the
 //! `Last-Event-ID` a reconnecting client sends, and ends a stream whose log has been quiet
 //! for 30 s. `GET /metrics` renders the layer's stream metrics, labelled `sse_route="clock"`,
-//! as Prometheus scrapes them.
+//! and the log's replay counters, labelled `sse_log="clock"`, as Prometheus scrapes them.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,8 +20,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_sse::metrics::{self, ReplayMetrics};
 use tower_sse::replay::EventLog;
-use tower_sse::{metrics, LastEventId, SseBody, SseLayer};
+use tower_sse::{LastEventId, SseBody, SseLayer};
 
 mod support;
 
@@ -81,6 +83,20 @@ async fn publish_time(log: EventLog) {
     }
 }
 
+/// What `/metrics` renders: the recorder's metrics, after the log's counters are copied in.
+struct Scrape {
+    prometheus: PrometheusHandle,
+    log: EventLog,
+    replay: ReplayMetrics,
+}
+
+impl Scrape {
+    fn render(&self) -> String {
+        self.replay.record(&self.log.stats());
+        self.prometheus.render()
+    }
+}
+
 /// Serves `/clock` from `log` and `/metrics` from `prometheus` on `listener` until the task
 /// is dropped; a `/clock` stream ends after `idle_timeout` without an event.
 pub(crate) async fn serve(
@@ -89,6 +105,11 @@ pub(crate) async fn serve(
     prometheus: PrometheusHandle,
     idle_timeout: Duration,
 ) {
+    let scrape = Arc::new(Scrape {
+        prometheus,
+        log: log.clone(),
+        replay: ReplayMetrics::new("clock"),
+    });
     let clock = ServiceBuilder::new()
         .layer(
             SseLayer::new()
@@ -101,7 +122,7 @@ pub(crate) async fn serve(
             let response = log.response(req.extensions().get::<LastEventId>());
             async move { Ok::<_, Infallible>(response) }
         });
-    let app = service_fn(move |req| route(req, clock.clone(), prometheus.clone()));
+    let app = service_fn(move |req| route(req, clock.clone(), Arc::clone(&scrape)));
 
     support::serve(listener, app).await;
 }
@@ -111,7 +132,7 @@ type Text = Full<Bytes>;
 async fn route<S, St>(
     req: Request<Incoming>,
     clock: S,
-    prometheus: PrometheusHandle,
+    scrape: Arc<Scrape>,
 ) -> Result<Response<Either<Text, SseBody<St>>>, Infallible>
 where
     S: Service<Request<Incoming>, Response = Response<SseBody<St>>, Error = Infallible>,
@@ -142,7 +163,7 @@ where
     Ok(text(
         StatusCode::OK,
         "text/plain; version=0.0.4",
-        prometheus.render().into(),
+        scrape.render().into(),
     ))
 }
 

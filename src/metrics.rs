@@ -77,6 +77,7 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
 use crate::body::EndReason;
+use crate::replay::ReplayStats;
 
 /// Streams open now (gauge, `{stream}`).
 pub const ACTIVE_STREAMS: &str = "sse.server.active_streams";
@@ -95,10 +96,30 @@ pub const BYTES: &str = "sse.server.bytes";
 /// Keep-alive comments sent (counter, `{keep_alive}`).
 pub const KEEP_ALIVES: &str = "sse.server.keep_alives";
 
-/// The label that carries the route name, on every metric.
+/// Events published into a replay log (counter, `{event}`); see [`ReplayMetrics`].
+pub const REPLAY_PUBLISHED: &str = "sse.replay.events.published";
+/// Events evicted from a replay log's window (counter, `{event}`).
+pub const REPLAY_EVICTED: &str = "sse.replay.events.evicted";
+/// Events sent to catch a resuming stream up (counter, `{event}`).
+pub const REPLAY_REPLAYED: &str = "sse.replay.events.replayed";
+/// Gap events sent, for unknown or evicted ids and for streams that skipped ahead (counter,
+/// `{event}`).
+pub const REPLAY_GAPS: &str = "sse.replay.gaps";
+/// Streams ended because they fell behind the window (counter, `{stream}`).
+pub const REPLAY_LAGGED: &str = "sse.replay.streams.lagged";
+/// Resumes refused with `204 No Content` (counter, `{stream}`).
+pub const REPLAY_REJECTED: &str = "sse.replay.resumes.rejected";
+/// Events a fed source lost before they reached the log (counter, `{event}`).
+pub const REPLAY_SOURCE_LOST: &str = "sse.replay.source.lost";
+/// Subscriptions reading the log now (gauge, `{stream}`).
+pub const REPLAY_SUBSCRIBERS: &str = "sse.replay.subscribers";
+
+/// The label that carries the route name, on every stream metric.
 pub const ROUTE: &str = "sse.route";
 /// The label that carries [`EndReason::as_str`], on [`STREAMS_CLOSED`].
 pub const END_REASON: &str = "sse.end_reason";
+/// The label that carries a replay log's name, on every replay metric.
+pub const LOG: &str = "sse.log";
 /// The route name of a layer or response that was given none.
 pub const DEFAULT_ROUTE: &str = "default";
 
@@ -146,6 +167,92 @@ pub fn describe() {
     metrics::describe_counter!(EVENTS, count, "SSE events sent");
     metrics::describe_counter!(BYTES, Unit::Bytes, "SSE body bytes sent");
     metrics::describe_counter!(KEEP_ALIVES, count, "SSE keep-alive comments sent");
+    metrics::describe_counter!(REPLAY_PUBLISHED, count, "Events published into the log");
+    metrics::describe_counter!(REPLAY_EVICTED, count, "Events evicted from the window");
+    metrics::describe_counter!(
+        REPLAY_REPLAYED,
+        count,
+        "Events replayed to resuming streams"
+    );
+    metrics::describe_counter!(REPLAY_GAPS, count, "Gap events sent");
+    metrics::describe_counter!(REPLAY_LAGGED, count, "Streams ended for falling behind");
+    metrics::describe_counter!(REPLAY_REJECTED, count, "Resumes refused with 204");
+    metrics::describe_counter!(REPLAY_SOURCE_LOST, count, "Events a fed source lost");
+    metrics::describe_gauge!(REPLAY_SUBSCRIBERS, count, "Subscriptions reading the log");
+}
+
+/// A replay log's counters ([`ReplayStats`]) as metrics, labelled [`LOG`] with a name you
+/// give the log.
+///
+/// The log keeps its counters itself; this copies a snapshot of them into the recorder.
+/// Record [`EventLog::stats`](crate::replay::EventLog::stats) (or `RedisLog::stats`) when
+/// the metrics are scraped, or on a timer. Make one per log, once: its handles are looked
+/// up when it is made.
+///
+/// | name | kind | unit | what |
+/// | --- | --- | --- | --- |
+/// | `sse.replay.events.published` | counter | `{event}` | events published |
+/// | `sse.replay.events.evicted` | counter | `{event}` | events evicted from the window |
+/// | `sse.replay.events.replayed` | counter | `{event}` | events sent to catch resuming streams up |
+/// | `sse.replay.gaps` | counter | `{event}` | gap events: unknown or evicted ids, skips ahead |
+/// | `sse.replay.streams.lagged` | counter | `{stream}` | streams ended for falling behind ([`OnLag::Disconnect`](crate::replay::OnLag::Disconnect)) |
+/// | `sse.replay.resumes.rejected` | counter | `{stream}` | resumes refused ([`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent)) |
+/// | `sse.replay.source.lost` | counter | `{event}` | events a fed source lost |
+/// | `sse.replay.subscribers` | gauge | `{stream}` | subscriptions reading the log now |
+///
+/// # Example
+///
+/// ```
+/// use tower_sse::metrics::ReplayMetrics;
+/// use tower_sse::replay::EventLog;
+/// use tower_sse::Event;
+///
+/// let log = EventLog::new();
+/// let replay_metrics = ReplayMetrics::new("prices");
+/// log.publish(Event::new().data("42"));
+/// // Where the metrics are rendered, just before:
+/// replay_metrics.record(&log.stats());
+/// ```
+#[derive(Debug)]
+pub struct ReplayMetrics {
+    published: Counter,
+    evicted: Counter,
+    replayed: Counter,
+    gaps: Counter,
+    lagged: Counter,
+    rejected: Counter,
+    source_lost: Counter,
+    subscribers: Gauge,
+}
+
+impl ReplayMetrics {
+    /// The metrics of the log named `log`, looked up in the recorder installed now.
+    pub fn new(log: impl Into<Cow<'static, str>>) -> Self {
+        let labels = [(LOG, log.into())];
+        Self {
+            published: metrics::counter!(REPLAY_PUBLISHED, &labels),
+            evicted: metrics::counter!(REPLAY_EVICTED, &labels),
+            replayed: metrics::counter!(REPLAY_REPLAYED, &labels),
+            gaps: metrics::counter!(REPLAY_GAPS, &labels),
+            lagged: metrics::counter!(REPLAY_LAGGED, &labels),
+            rejected: metrics::counter!(REPLAY_REJECTED, &labels),
+            source_lost: metrics::counter!(REPLAY_SOURCE_LOST, &labels),
+            subscribers: metrics::gauge!(REPLAY_SUBSCRIBERS, &labels),
+        }
+    }
+
+    /// Sets every metric to the log's counters in `stats`.
+    pub fn record(&self, stats: &ReplayStats) {
+        self.published.absolute(stats.published);
+        self.evicted.absolute(stats.evicted);
+        self.replayed.absolute(stats.replayed);
+        self.gaps.absolute(stats.gap_signals);
+        self.lagged.absolute(stats.lag_disconnects);
+        self.rejected.absolute(stats.rejected);
+        self.source_lost.absolute(stats.source_lost);
+        // Exact as a gauge up to 2^53 subscriptions.
+        self.subscribers.set(stats.live_subscribers as f64);
+    }
 }
 
 /// One route's metrics: its name, and its handles once looked up.

@@ -238,6 +238,16 @@ async fn a_known_sequence_scrapes_to_exact_values() {
         clock(&scrape, "sse_server_stream_duration_sum", &[]).round(),
         IDLE_TIMEOUT.as_secs_f64().round()
     );
+    // The log's side: ten events in, three of them replayed to the resume, one reader now.
+    let replay = |name| {
+        let value = sample(&scrape, name, &[("sse_log", "clock")]);
+        value.unwrap_or_else(|| panic!("no {name} in:\n{scrape}"))
+    };
+    assert_eq!(replay("sse_replay_events_published"), 10.0);
+    assert_eq!(replay("sse_replay_events_replayed"), 3.0);
+    assert_eq!(replay("sse_replay_subscribers"), 1.0);
+    assert_eq!(replay("sse_replay_gaps"), 0.0);
+    assert_eq!(replay("sse_replay_resumes_rejected"), 0.0);
 
     drop(third);
     server.abort();
