@@ -97,6 +97,7 @@ mod config;
 #[cfg(feature = "decode")]
 pub mod decode;
 mod encode;
+mod end_reason;
 mod error;
 mod event;
 mod future;
@@ -113,10 +114,11 @@ pub mod replay;
 mod service;
 mod shutdown;
 
-pub use body::{EndReason, SseBody};
+pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
+pub use end_reason::EndReason;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event, EventId, EventType};
 pub use future::ResponseFuture;

@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
-use crate::body::EndReason;
+use crate::end_reason::EndReason;
 use crate::replay::ReplayStats;
 
 /// Streams open now (gauge, `{stream}`).

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`SseBody`]: constructors, the `Body` impl, `poll_frame` as its steps |
 //! | `deadline.rs` | `Deadline`: one lazily reset timer for the lifetime, idle and keep-alive |
-//! | `report.rs` | the per-stream log line (and metrics, feature `metrics`), and [`EndReason`] |
+//! | `report.rs` | the per-stream log line (and metrics, feature `metrics`); it ends with an [`EndReason`] |
 //!
 //! Imports run one way: `mod.rs` uses `deadline` and `report`, which use nothing of the body.
 
@@ -33,8 +33,8 @@ use crate::keep_alive::KeepAlive;
 mod deadline;
 mod report;
 
+use crate::end_reason::EndReason;
 use deadline::{Deadline, Delay};
-pub use report::EndReason;
 use report::Report;
 
 /// Most items taken from the source in one poll, so an always-ready source (or a run of
