@@ -5,6 +5,8 @@
 //! reads its settings from one place and imports only run downward. The options sit next
 //! to the config because merging them reads the private fields of both.
 
+#[cfg(feature = "metrics")]
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ use crate::encode;
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
 use crate::last_event_id::LastEventIdPolicy;
+#[cfg(feature = "metrics")]
+use crate::metrics::RouteMetrics;
 use crate::shutdown::Shutdown;
 
 /// Shared by the layer and every service and body it makes; cloned once per layer call,
@@ -33,6 +37,9 @@ pub(crate) struct LayerConfig {
     pub(crate) max_frame_bytes: usize,
     pub(crate) last_event_id: LastEventIdPolicy,
     pub(crate) shutdown: Option<Shutdown>,
+    /// The route name the stream metrics carry, and their handles once looked up.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: Arc<RouteMetrics>,
 }
 
 impl Default for LayerConfig {
@@ -48,6 +55,8 @@ impl Default for LayerConfig {
             max_frame_bytes: 32 * 1024,
             last_event_id: LastEventIdPolicy::default(),
             shutdown: None,
+            #[cfg(feature = "metrics")]
+            metrics: Arc::default(),
         }
     }
 }
@@ -77,6 +86,10 @@ impl LayerConfig {
         options.retry.lay_over(&mut config.retry);
         if let Some(opening_frame) = options.opening_frame {
             config.opening_frame = opening_frame;
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(route) = &options.metrics_route {
+            config.metrics = Arc::new(RouteMetrics::new(route.clone()));
         }
         config
     }
@@ -162,6 +175,8 @@ pub struct SseOptions {
     idle_timeout: Setting<Duration>,
     retry: Setting<Bytes>,
     opening_frame: Option<bool>,
+    #[cfg(feature = "metrics")]
+    metrics_route: Option<Cow<'static, str>>,
 }
 
 /// One switchable setting of a response: the layer's, switched off, or its own.
@@ -256,6 +271,18 @@ impl SseOptions {
     /// [`SseLayer::no_opening_frame`](crate::SseLayer::no_opening_frame).
     pub fn no_opening_frame(mut self) -> Self {
         self.opening_frame = Some(false);
+        self
+    }
+
+    /// Labels this response's stream metrics with the route name `route` (feature
+    /// `metrics`); see [`SseLayer::metrics_route`](crate::SseLayer::metrics_route).
+    ///
+    /// The metric handles of a route set here are looked up once per stream, when its body
+    /// is made; a layer's are looked up once per layer.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_route(mut self, route: impl Into<Cow<'static, str>>) -> Self {
+        self.metrics_route = Some(route.into());
         self
     }
 

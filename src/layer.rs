@@ -148,6 +148,30 @@ impl SseLayer {
         self
     }
 
+    /// Labels the metrics of this layer's streams with the route name `route` (feature
+    /// `metrics`), in the `sse.route` label; `"default"` when unset. See
+    /// [`tower_sse::metrics`](crate::metrics) for the metrics.
+    ///
+    /// Give each layer, or each kind of stream, a fixed name of your choosing: labels must
+    /// stay few, so never a name taken from the request. One response can carry its own
+    /// with [`SseOptions::metrics_route`](crate::SseOptions::metrics_route).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_sse::SseLayer;
+    ///
+    /// let layer = SseLayer::new().metrics_route("prices");
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics_route(mut self, route: impl Into<Cow<'static, str>>) -> Self {
+        let metrics = crate::metrics::RouteMetrics::new(route.into());
+        Arc::make_mut(&mut self.config).metrics = Arc::new(metrics);
+        self
+    }
+
     /// This configuration for a body made without the service, by the axum response type.
     #[cfg(feature = "axum")]
     pub(crate) fn shared_config(&self) -> Arc<LayerConfig> {

@@ -22,7 +22,8 @@
 //! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
 //! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
 //! side of the wire, feature `decode`), `client` (a reconnecting `EventSource` over any
-//! tower `Service`, feature `client`) and `axum` (feature `axum`).
+//! tower `Service`, feature `client`), `metrics` (feature `metrics`) and `axum` (feature
+//! `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -88,6 +89,7 @@
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
+//! | `metrics` | no | `metrics`: stream metrics (open streams, ends by [`EndReason`], lifetimes, events, bytes) through the `metrics` facade, labelled by a route name (metrics) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 //! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -103,6 +105,7 @@ mod config;
 #[cfg(feature = "decode")]
 pub mod decode;
 mod encode;
+mod end_reason;
 mod error;
 mod event;
 mod future;
@@ -112,6 +115,9 @@ mod keep_alive;
 mod last_event_id;
 mod layer;
 mod maybe_stream;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod replay;
 mod service;
 mod shutdown;
@@ -120,6 +126,7 @@ pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
 pub use config::SseOptions;
+pub use end_reason::EndReason;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event, EventId, EventType};
 pub use future::ResponseFuture;

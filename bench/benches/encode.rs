@@ -370,3 +370,91 @@ mod pre_encoded {
         });
     }
 }
+
+/// What the stream metrics (feature `metrics`) cost, side by side in one run: each case
+/// once with no recorder installed and once with a Prometheus recorder, as a server that
+/// exports them runs.
+///
+/// ```sh
+/// cargo bench -p tower-sse-bench --bench encode --features metrics -- metrics_cost
+/// ```
+///
+/// Without the feature there is no metrics code at all; `no_recorder` is the feature on with
+/// nothing to record into (every handle a no-op), the cheapest it gets with the feature on.
+#[cfg(feature = "metrics")]
+#[divan::bench_group(sample_count = 10, sample_size = 1)]
+mod metrics_cost {
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+    use super::*;
+
+    fn recorder() -> PrometheusRecorder {
+        PrometheusBuilder::new().build_recorder()
+    }
+
+    /// One long stream of JSON events with an `id:`: counted once per 32 KiB frame.
+    fn encode_case(n: u64) -> impl std::future::Future<Output = u64> {
+        tower_sse(stream::iter((0..n).map(|seq| {
+            Event::new().id_u64(seq).json_data(&payload(seq)).unwrap()
+        })))
+    }
+
+    /// 1,000 streams of `n / 1000` events through one layer: the per-stream work (open,
+    /// close, time to first event, lifetime) as well as the per-frame counting.
+    async fn burst_case(n: u64) -> u64 {
+        const STREAMS: u64 = 1_000;
+        let service = ServiceBuilder::new()
+            .layer(SseLayer::new().metrics_route("burst"))
+            .service_fn(|_: Request<()>| {
+                let per_stream = (events() / STREAMS).max(1);
+                let items = stream::iter(
+                    (0..per_stream)
+                        .map(|seq| Event::new().id_u64(seq).json_data(&payload(seq)).unwrap()),
+                );
+                std::future::ready(Ok::<_, Infallible>(Response::new(items)))
+            });
+        let mut bytes = 0;
+        for _ in 0..STREAMS.min(n) {
+            let response = service.clone().oneshot(Request::new(())).await.unwrap();
+            bytes += drain(response.into_body()).await;
+        }
+        bytes
+    }
+
+    #[divan::bench]
+    fn encode_no_recorder(bencher: Bencher<'_, '_>) {
+        run(bencher, encode_case);
+    }
+
+    #[divan::bench]
+    fn encode_prometheus(bencher: Bencher<'_, '_>) {
+        let recorder = recorder();
+        run_recorded(bencher, &recorder, encode_case);
+    }
+
+    #[divan::bench]
+    fn burst_no_recorder(bencher: Bencher<'_, '_>) {
+        run(bencher, burst_case);
+    }
+
+    #[divan::bench]
+    fn burst_prometheus(bencher: Bencher<'_, '_>) {
+        let recorder = recorder();
+        run_recorded(bencher, &recorder, burst_case);
+    }
+
+    /// `run`, with `recorder` as the recorder of every sample.
+    fn run_recorded<F, Fut>(bencher: Bencher<'_, '_>, recorder: &PrometheusRecorder, body: F)
+    where
+        F: Fn(u64) -> Fut,
+        Fut: std::future::Future<Output = u64>,
+    {
+        let rt = runtime();
+        let n = events();
+        let bytes = metrics::with_local_recorder(recorder, || rt.block_on(body(n)));
+        bencher
+            .counter(ItemsCount::new(n))
+            .counter(BytesCount::new(bytes))
+            .bench_local(|| metrics::with_local_recorder(recorder, || rt.block_on(body(n))));
+    }
+}

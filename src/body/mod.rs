@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`SseBody`]: constructors, the `Body` impl, `poll_frame` as its steps |
 //! | `deadline.rs` | `Deadline`: one lazily reset timer for the lifetime, idle and keep-alive |
-//! | `report.rs` | the per-stream log line, and [`EndReason`] |
+//! | `report.rs` | the per-stream log line (and metrics, feature `metrics`); it ends with an [`EndReason`] |
 //!
 //! Imports run one way: `mod.rs` uses `deadline` and `report`, which use nothing of the body.
 
@@ -33,8 +33,8 @@ use crate::keep_alive::KeepAlive;
 mod deadline;
 mod report;
 
+use crate::end_reason::EndReason;
 use deadline::{Deadline, Delay};
-pub(crate) use report::EndReason;
 use report::Report;
 
 /// Most items taken from the source in one poll, so an always-ready source (or a run of
@@ -85,7 +85,11 @@ enum BodyState {
 
 impl<St> SseBody<St> {
     pub(crate) fn new(stream: St, config: Arc<LayerConfig>, span: Span) -> Self {
-        Self::with_state(Some(stream), BodyState::Opening, config, span)
+        #[allow(unused_mut)] // Used with the `metrics` feature.
+        let mut body = Self::with_state(Some(stream), BodyState::Opening, config, span);
+        #[cfg(feature = "metrics")]
+        body.report.opened(&body.config);
+        body
     }
 
     /// A body with nothing to send, for responses that are not streamed.
@@ -270,7 +274,7 @@ where
         if self.keep_alive.poll_expired(cx, delay).is_pending() {
             return ControlFlow::Continue(());
         }
-        self.report.keep_alives += 1;
+        self.report.keep_alive_sent();
         let frame = keep_alive.frame.clone();
         // Within one silence, keep-alives are one whole interval apart.
         let interval = keep_alive.interval;
@@ -407,7 +411,7 @@ impl<St> SseBodyProj<'_, St> {
     }
 
     fn data_frame(&mut self, bytes: Bytes) -> PollFrame {
-        self.report.bytes += bytes.len() as u64;
+        self.report.frame_sent(bytes.len());
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 }

@@ -1,44 +1,15 @@
-//! What one stream did, logged once when its body is dropped, and [`EndReason`], why it
-//! ended.
+//! What one stream did, logged once when its body is dropped (and recorded as metrics with
+//! the `metrics` feature).
 
 use tokio::time::Instant;
 use tracing::Span;
 
-/// Why an SSE body ended; reported through `tracing` when the body is dropped.
-///
-/// Private until something public hands it out (stream metrics will).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EndReason {
-    /// The source stream ended.
-    SourceEnded,
-    /// The stream reached its `max_duration`.
-    MaxDuration,
-    /// The source produced no item for `idle_timeout`.
-    IdleTimeout,
-    /// An item failed and the [`OnItemError`](crate::OnItemError) policy ended the stream.
-    ItemError,
-    /// The server's [`Shutdown`](crate::Shutdown) was triggered.
-    Shutdown,
-    /// The response was not `200 OK`, so no stream was sent.
-    NotStreamed,
-    /// The body was dropped before it ended: the client went away, or the server stopped.
-    ClientGone,
-}
+use crate::end_reason::EndReason;
 
-impl EndReason {
-    /// A short stable name, as written in logs.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::SourceEnded => "source_ended",
-            Self::MaxDuration => "max_duration",
-            Self::IdleTimeout => "idle_timeout",
-            Self::ItemError => "item_error",
-            Self::Shutdown => "shutdown",
-            Self::NotStreamed => "not_streamed",
-            Self::ClientGone => "client_gone",
-        }
-    }
-}
+#[cfg(feature = "metrics")]
+use crate::config::LayerConfig;
+#[cfg(feature = "metrics")]
+use crate::metrics::StreamMetrics;
 
 /// What one stream did; logged once, in the stream's span, when the body is dropped.
 #[derive(Debug)]
@@ -49,6 +20,9 @@ pub(super) struct Report {
     pub(super) events: u64,
     pub(super) bytes: u64,
     pub(super) keep_alives: u64,
+    /// What this stream recorded so far; only for streams, not for bodies that are not.
+    #[cfg(feature = "metrics")]
+    metrics: Option<StreamMetrics>,
 }
 
 impl Report {
@@ -60,6 +34,35 @@ impl Report {
             events: 0,
             bytes: 0,
             keep_alives: 0,
+            #[cfg(feature = "metrics")]
+            metrics: None,
+        }
+    }
+
+    /// Counts this body as an opened stream, under `config`'s route.
+    #[cfg(feature = "metrics")]
+    pub(super) fn opened(&mut self, config: &LayerConfig) {
+        self.metrics = Some(StreamMetrics::open(&config.metrics));
+    }
+
+    /// Counts a data frame of `bytes` sent, and the events encoded into it.
+    pub(super) fn frame_sent(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            let started_at = self.started_at;
+            metrics.frame(bytes, self.events, || {
+                started_at.map(|at| at.elapsed()).unwrap_or_default()
+            });
+        }
+    }
+
+    /// Counts a keep-alive comment about to be sent.
+    pub(super) fn keep_alive_sent(&mut self) {
+        self.keep_alives += 1;
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.keep_alive();
         }
     }
 }
@@ -67,7 +70,12 @@ impl Report {
 impl Drop for Report {
     fn drop(&mut self) {
         let reason = self.reason.unwrap_or(EndReason::ClientGone);
-        let duration = self.started_at.map(|at| at.elapsed()).unwrap_or_default();
+        let lifetime = self.started_at.map(|at| at.elapsed());
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &mut self.metrics {
+            metrics.close(reason, self.events, lifetime);
+        }
+        let duration = lifetime.unwrap_or_default();
         let _in_span = self.span.enter();
         tracing::debug!(
             reason = reason.as_str(),
