@@ -111,6 +111,9 @@ pub const REPLAY_LAGGED: &str = "sse.replay.streams.lagged";
 pub const REPLAY_REJECTED: &str = "sse.replay.resumes.rejected";
 /// Events a fed source lost before they reached the log (counter, `{event}`).
 pub const REPLAY_SOURCE_LOST: &str = "sse.replay.source.lost";
+/// Numbered items a feed left out because their number did not increase (counter,
+/// `{event}`).
+pub const REPLAY_OUT_OF_ORDER: &str = "sse.replay.source.out_of_order";
 /// Subscriptions reading the log now (gauge, `{stream}`).
 pub const REPLAY_SUBSCRIBERS: &str = "sse.replay.subscribers";
 
@@ -178,6 +181,11 @@ pub fn describe() {
     metrics::describe_counter!(REPLAY_LAGGED, count, "Streams ended for falling behind");
     metrics::describe_counter!(REPLAY_REJECTED, count, "Resumes refused with 204");
     metrics::describe_counter!(REPLAY_SOURCE_LOST, count, "Events a fed source lost");
+    metrics::describe_counter!(
+        REPLAY_OUT_OF_ORDER,
+        count,
+        "Numbered items a feed left out because their number did not increase"
+    );
     metrics::describe_gauge!(REPLAY_SUBSCRIBERS, count, "Subscriptions reading the log");
 }
 
@@ -198,6 +206,7 @@ pub fn describe() {
 /// | `sse.replay.streams.lagged` | counter | `{stream}` | streams ended for falling behind ([`OnLag::Disconnect`](crate::replay::OnLag::Disconnect)) |
 /// | `sse.replay.resumes.rejected` | counter | `{stream}` | resumes refused ([`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent)) |
 /// | `sse.replay.source.lost` | counter | `{event}` | events a fed source lost |
+/// | `sse.replay.source.out_of_order` | counter | `{event}` | numbered items a feed left out because their number did not increase |
 /// | `sse.replay.subscribers` | gauge | `{stream}` | subscriptions reading the log now |
 ///
 /// # Example
@@ -222,6 +231,7 @@ pub struct ReplayMetrics {
     lagged: Counter,
     rejected: Counter,
     source_lost: Counter,
+    out_of_order: Counter,
     subscribers: Gauge,
 }
 
@@ -237,6 +247,7 @@ impl ReplayMetrics {
             lagged: metrics::counter!(REPLAY_LAGGED, &labels),
             rejected: metrics::counter!(REPLAY_REJECTED, &labels),
             source_lost: metrics::counter!(REPLAY_SOURCE_LOST, &labels),
+            out_of_order: metrics::counter!(REPLAY_OUT_OF_ORDER, &labels),
             subscribers: metrics::gauge!(REPLAY_SUBSCRIBERS, &labels),
         }
     }
@@ -246,10 +257,11 @@ impl ReplayMetrics {
         self.published.absolute(stats.published);
         self.evicted.absolute(stats.evicted);
         self.replayed.absolute(stats.replayed);
-        self.gaps.absolute(stats.gap_signals);
+        self.gaps.absolute(stats.gap_events);
         self.lagged.absolute(stats.lag_disconnects);
         self.rejected.absolute(stats.rejected);
         self.source_lost.absolute(stats.source_lost);
+        self.out_of_order.absolute(stats.out_of_order);
         // Exact as a gauge up to 2^53 subscriptions.
         self.subscribers.set(stats.live_subscribers as f64);
     }
