@@ -114,6 +114,16 @@ pub const REPLAY_SOURCE_LOST: &str = "sse.replay.source.lost";
 /// Numbered items a feed left out because their number did not increase (counter,
 /// `{event}`).
 pub const REPLAY_OUT_OF_ORDER: &str = "sse.replay.source.out_of_order";
+/// Subscriptions that came with a `Last-Event-ID`, by outcome (counter, `{stream}`,
+/// labelled [`RESUME_OUTCOME`]).
+pub const REPLAY_RESUMES: &str = "sse.replay.resumes";
+/// Events in the retention window now (gauge, `{event}`).
+pub const REPLAY_WINDOW_EVENTS: &str = "sse.replay.window.events";
+/// Bytes of framed events in the retention window now (gauge, `By`).
+pub const REPLAY_WINDOW_BYTES: &str = "sse.replay.window.bytes";
+/// The label of [`REPLAY_RESUMES`]: `replayed` (resumed with no gap), `too_old` (the id
+/// was evicted) or `unknown_id` (the log never gave it).
+pub const RESUME_OUTCOME: &str = "sse.resume_outcome";
 /// Subscriptions reading the log now (gauge, `{stream}`).
 pub const REPLAY_SUBSCRIBERS: &str = "sse.replay.subscribers";
 
@@ -187,6 +197,21 @@ pub fn describe() {
         "Numbered items a feed left out because their number did not increase"
     );
     metrics::describe_gauge!(REPLAY_SUBSCRIBERS, count, "Subscriptions reading the log");
+    metrics::describe_counter!(
+        REPLAY_RESUMES,
+        count,
+        "Subscriptions that came with a Last-Event-ID, by outcome"
+    );
+    metrics::describe_gauge!(
+        REPLAY_WINDOW_EVENTS,
+        count,
+        "Events in the retention window"
+    );
+    metrics::describe_gauge!(
+        REPLAY_WINDOW_BYTES,
+        Unit::Bytes,
+        "Bytes in the retention window"
+    );
 }
 
 /// A replay log's counters ([`ReplayStats`]) as metrics, labelled [`LOG`] with a name you
@@ -208,6 +233,9 @@ pub fn describe() {
 /// | `sse.replay.source.lost` | counter | `{event}` | events a fed source lost |
 /// | `sse.replay.source.out_of_order` | counter | `{event}` | numbered items a feed left out because their number did not increase |
 /// | `sse.replay.subscribers` | gauge | `{stream}` | subscriptions reading the log now |
+/// | `sse.replay.resumes` | counter | `{stream}` | subscriptions with a `Last-Event-ID`, by `sse.resume_outcome`: `replayed`, `too_old`, `unknown_id` |
+/// | `sse.replay.window.events` | gauge | `{event}` | events the window holds now |
+/// | `sse.replay.window.bytes` | gauge | `By` | bytes of framed events the window holds now |
 ///
 /// # Example
 ///
@@ -233,12 +261,22 @@ pub struct ReplayMetrics {
     source_lost: Counter,
     out_of_order: Counter,
     subscribers: Gauge,
+    resumed: Counter,
+    resumes_too_old: Counter,
+    resumes_unknown_id: Counter,
+    window_events: Gauge,
+    window_bytes: Gauge,
 }
 
 impl ReplayMetrics {
     /// The metrics of the log named `log`, looked up in the recorder installed now.
     pub fn new(log: impl Into<Cow<'static, str>>) -> Self {
-        let labels = [(LOG, log.into())];
+        let log = log.into();
+        let resumes = |outcome: &'static str| {
+            let labels = [(LOG, log.clone()), (RESUME_OUTCOME, Cow::Borrowed(outcome))];
+            metrics::counter!(REPLAY_RESUMES, &labels)
+        };
+        let labels = [(LOG, log.clone())];
         Self {
             published: metrics::counter!(REPLAY_PUBLISHED, &labels),
             evicted: metrics::counter!(REPLAY_EVICTED, &labels),
@@ -249,6 +287,11 @@ impl ReplayMetrics {
             source_lost: metrics::counter!(REPLAY_SOURCE_LOST, &labels),
             out_of_order: metrics::counter!(REPLAY_OUT_OF_ORDER, &labels),
             subscribers: metrics::gauge!(REPLAY_SUBSCRIBERS, &labels),
+            resumed: resumes("replayed"),
+            resumes_too_old: resumes("too_old"),
+            resumes_unknown_id: resumes("unknown_id"),
+            window_events: metrics::gauge!(REPLAY_WINDOW_EVENTS, &labels),
+            window_bytes: metrics::gauge!(REPLAY_WINDOW_BYTES, &labels),
         }
     }
 
@@ -262,8 +305,13 @@ impl ReplayMetrics {
         self.rejected.absolute(stats.rejected);
         self.source_lost.absolute(stats.source_lost);
         self.out_of_order.absolute(stats.out_of_order);
-        // Exact as a gauge up to 2^53 subscriptions.
+        self.resumed.absolute(stats.resumed);
+        self.resumes_too_old.absolute(stats.resumes_too_old);
+        self.resumes_unknown_id.absolute(stats.resumes_unknown_id);
+        // Exact as gauges up to 2^53.
         self.subscribers.set(stats.live_subscribers as f64);
+        self.window_events.set(stats.window_events as f64);
+        self.window_bytes.set(stats.window_bytes as f64);
     }
 }
 

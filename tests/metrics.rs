@@ -248,6 +248,15 @@ async fn a_known_sequence_scrapes_to_exact_values() {
     assert_eq!(replay("sse_replay_subscribers"), 1.0);
     assert_eq!(replay("sse_replay_gaps"), 0.0);
     assert_eq!(replay("sse_replay_resumes_rejected"), 0.0);
+    let resumes = |outcome| {
+        let labels = [("sse_log", "clock"), ("sse_resume_outcome", outcome)];
+        sample(&scrape, "sse_replay_resumes", &labels)
+            .unwrap_or_else(|| panic!("no resumes {outcome} in:\n{scrape}"))
+    };
+    assert_eq!(resumes("replayed"), 1.0);
+    assert_eq!(resumes("too_old"), 0.0);
+    assert_eq!(resumes("unknown_id"), 0.0);
+    assert_eq!(replay("sse_replay_window_events"), 10.0);
 
     drop(third);
     server.abort();

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// [`EventLog::stats`](crate::replay::EventLog::stats).
 ///
 /// All are totals since the log was built, except `live_subscribers`, the number of
-/// subscriptions that exist now and have not ended. Each counter is read on its own, so a
+/// subscriptions that exist now and have not ended, and `window_events` and `window_bytes`,
+/// what the window holds now. Each counter is read on its own, so a
 /// snapshot taken while the log is busy need not be consistent across fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -39,6 +40,19 @@ pub struct ReplayStats {
     /// Numbered items a feed left out because their number was not above the log's last
     /// numeric id (see [`EventLog::feed`](crate::replay::EventLog::feed)).
     pub out_of_order: u64,
+    /// Subscriptions with a `Last-Event-ID` the log could resume after: they get what they
+    /// missed, with no gap.
+    pub resumed: u64,
+    /// Subscriptions with an id the log gave but has evicted since: too old to resume
+    /// without a gap.
+    pub resumes_too_old: u64,
+    /// Subscriptions with an id the log never gave (another process, a log made again, a
+    /// made-up value); [`OnUnknownId`](crate::replay::OnUnknownId) decided what they got.
+    pub resumes_unknown_id: u64,
+    /// Events in the retention window now.
+    pub window_events: u64,
+    /// Bytes of framed events in the retention window now.
+    pub window_bytes: u64,
 }
 
 /// The shared counters behind [`ReplayStats`]; relaxed, as they order nothing.
@@ -53,6 +67,9 @@ pub(super) struct Counters {
     pub(super) live_subscribers: AtomicU64,
     pub(super) source_lost: AtomicU64,
     pub(super) out_of_order: AtomicU64,
+    pub(super) resumed: AtomicU64,
+    pub(super) resumes_too_old: AtomicU64,
+    pub(super) resumes_unknown_id: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +91,11 @@ impl Counters {
             live_subscribers: read(&self.live_subscribers),
             source_lost: read(&self.source_lost),
             out_of_order: read(&self.out_of_order),
+            resumed: read(&self.resumed),
+            resumes_too_old: read(&self.resumes_too_old),
+            resumes_unknown_id: read(&self.resumes_unknown_id),
+            window_events: 0,
+            window_bytes: 0,
         }
     }
 }

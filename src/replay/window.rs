@@ -250,7 +250,11 @@ impl Window {
     }
 
     pub(super) fn stats(&self) -> ReplayStats {
-        self.counters.snapshot()
+        let mut stats = self.counters.snapshot();
+        let state = lock(&self.state);
+        stats.window_events = state.store.len() as u64;
+        stats.window_bytes = state.store.bytes() as u64;
+        stats
     }
 
     /// Appends the frame `frame` makes for the next automatic id, and wakes waiting
@@ -383,8 +387,16 @@ impl Window {
             };
             match resolve(store) {
                 Resume::Live => (at(replay_end, None), None),
-                Resume::At { cursor, floor } => (at(cursor, floor), None),
+                Resume::At { cursor, floor } => {
+                    Counters::add(&self.counters.resumed, 1);
+                    (at(cursor, floor), None)
+                }
                 Resume::Gap(reason) => {
+                    let outcome = match reason {
+                        GapReason::CursorTooOld => &self.counters.resumes_too_old,
+                        _ => &self.counters.resumes_unknown_id,
+                    };
+                    Counters::add(outcome, 1);
                     let from = match config.on_unknown_id {
                         OnUnknownId::ResetFromOldest => store.first_seq(),
                         OnUnknownId::ResetFromLive => replay_end,

@@ -190,6 +190,12 @@ fn unknown_ids_reset_from_the_oldest_by_default() {
     let stats = log.stats();
     assert_eq!(stats.gap_events, 7);
     assert_eq!(stats.evicted, 2);
+    // One too old, six unknown; the boundary and the gap event's id resumed.
+    assert_eq!(stats.resumes_too_old, 1);
+    assert_eq!(stats.resumes_unknown_id, 6);
+    assert_eq!(stats.resumed, 2);
+    assert_eq!(stats.window_events, 3);
+    assert!(stats.window_bytes > 0);
 }
 
 #[test]

@@ -125,6 +125,11 @@ impl MemoryStore {
         self.bytes
     }
 
+    /// How many events are retained.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Appends the frame of event `seq`, which must be `next_seq()`, under `key`, which
     /// must be above every key before it, with `id` the id it went out with.
     pub(super) fn append(
