@@ -126,6 +126,17 @@ pub const REPLAY_WINDOW_BYTES: &str = "sse.replay.window.bytes";
 pub const RESUME_OUTCOME: &str = "sse.resume_outcome";
 /// Subscriptions reading the log now (gauge, `{stream}`).
 pub const REPLAY_SUBSCRIBERS: &str = "sse.replay.subscribers";
+/// Event streams the client opened (counter, `{connection}`; feature `client`).
+pub const CLIENT_CONNECTS: &str = "sse.client.connects";
+/// Reconnections the client scheduled, by [`RECONNECT_CAUSE`] (counter, `{connection}`;
+/// feature `client`).
+pub const CLIENT_RECONNECTS: &str = "sse.client.reconnects";
+/// Streams the client failed for a decode error: a line or event over its limits (counter,
+/// `{connection}`; feature `client`).
+pub const CLIENT_DECODE_ERRORS: &str = "sse.client.decode_errors";
+/// The label of [`CLIENT_RECONNECTS`]: `ended`, `body`, `service`, `connect_timeout`,
+/// `read_timeout`, `status` or `requested`.
+pub const RECONNECT_CAUSE: &str = "sse.reconnect_cause";
 
 /// The label that carries the route name, on every stream metric.
 pub const ROUTE: &str = "sse.route";
@@ -197,6 +208,13 @@ pub fn describe() {
         "Numbered items a feed left out because their number did not increase"
     );
     metrics::describe_gauge!(REPLAY_SUBSCRIBERS, count, "Subscriptions reading the log");
+    metrics::describe_counter!(CLIENT_CONNECTS, count, "Event streams the client opened");
+    metrics::describe_counter!(CLIENT_RECONNECTS, count, "Client reconnections, by cause");
+    metrics::describe_counter!(
+        CLIENT_DECODE_ERRORS,
+        count,
+        "Client streams failed for a decode error"
+    );
     metrics::describe_counter!(
         REPLAY_RESUMES,
         count,
@@ -443,5 +461,33 @@ impl StreamMetrics {
             self.handles.events.increment(events - self.events_recorded);
             self.events_recorded = events;
         }
+    }
+}
+
+/// The client's counters: few and rare (a connection, a reconnection), so each is looked up
+/// when it happens.
+#[cfg(feature = "client")]
+pub(crate) mod client {
+    use crate::client::Cause;
+
+    pub(crate) fn connected() {
+        metrics::counter!(super::CLIENT_CONNECTS).increment(1);
+    }
+
+    pub(crate) fn reconnecting(cause: &Cause) {
+        let cause = match cause {
+            Cause::Ended => "ended",
+            Cause::Body(_) => "body",
+            Cause::Service(_) => "service",
+            Cause::ConnectTimeout => "connect_timeout",
+            Cause::ReadTimeout => "read_timeout",
+            Cause::Status { .. } => "status",
+            Cause::Requested => "requested",
+        };
+        metrics::counter!(super::CLIENT_RECONNECTS, super::RECONNECT_CAUSE => cause).increment(1);
+    }
+
+    pub(crate) fn decode_error() {
+        metrics::counter!(super::CLIENT_DECODE_ERRORS).increment(1);
     }
 }

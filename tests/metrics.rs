@@ -402,3 +402,77 @@ fn every_end_reason_is_counted_under_its_route() {
     lifetimes.sort_by(f64::total_cmp);
     assert_eq!(lifetimes, [0.0, 0.0, 5.0]);
 }
+
+/// The client's counters: a stream that ends and reconnects, one stopped by `204`, and one
+/// failed by a line over the decoder's limit.
+#[cfg(feature = "client")]
+#[test]
+fn the_client_counts_connects_reconnects_and_decode_errors() {
+    use http::{Response, StatusCode};
+    use http_body_util::Full;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tower_sse::client::{Builder, Item};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            // First answer: one event, then the body ends; then 204, closed for good.
+            let calls = Arc::new(AtomicUsize::new(0));
+            let service = tower::service_fn(move |_: Request<Empty<Bytes>>| {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut response =
+                        Response::new(Full::new(Bytes::from_static(b"id: 1\ndata: one\n\n")));
+                    if call == 0 {
+                        response
+                            .headers_mut()
+                            .insert("content-type", "text/event-stream".parse().unwrap());
+                    } else {
+                        *response.status_mut() = StatusCode::NO_CONTENT;
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
+            let items: Vec<_> = Builder::new().build(service, request).collect().await;
+            assert!(
+                matches!(items.last(), Some(Ok(Item::Closed(_)))),
+                "{items:?}"
+            );
+
+            let long_line = tower::service_fn(|_: Request<Empty<Bytes>>| async {
+                let mut response = Response::new(Full::new(Bytes::from(format!(
+                    "data: {}\n\n",
+                    "x".repeat(64)
+                ))));
+                response
+                    .headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
+            let items: Vec<_> = Builder::new()
+                .max_line_len(16)
+                .build(long_line, request)
+                .collect()
+                .await;
+            assert!(matches!(items.last(), Some(Err(_))), "{items:?}");
+        })
+    });
+
+    let recorded = recorded(&snapshotter);
+    assert_eq!(counter(&recorded, "sse.client.connects", &[]), Some(2));
+    let reconnects = [("sse.reconnect_cause", "ended")];
+    assert_eq!(
+        counter(&recorded, "sse.client.reconnects", &reconnects),
+        Some(1)
+    );
+    assert_eq!(counter(&recorded, "sse.client.decode_errors", &[]), Some(1));
+}

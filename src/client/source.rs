@@ -350,6 +350,8 @@ where
             handle::Request::Reconnect => {
                 self.reset_attempt();
                 self.state.set(State::Start);
+                #[cfg(feature = "metrics")]
+                crate::metrics::client::reconnecting(&Cause::Requested);
                 Some(yield_item(Item::Reconnecting(Reconnecting {
                     attempt: self.attempt.saturating_add(1),
                     delay: Duration::ZERO,
@@ -416,6 +418,8 @@ where
             *self.redirect = None;
             self.arm_read_timeout();
             self.state.set(State::Open { body });
+            #[cfg(feature = "metrics")]
+            crate::metrics::client::connected();
             return yield_item(Item::Open(Opened {
                 status,
                 headers: parts.headers,
@@ -492,7 +496,11 @@ where
                 }
                 Ok(Some(Decoded::Comment(comment))) => return yield_item(Item::Comment(comment)),
                 Ok(None) => {}
-                Err(error) => return self.fail(Error::Decode(error)),
+                Err(error) => {
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::client::decode_error();
+                    return self.fail(Error::Decode(error));
+                }
             }
             let StateProj::Open { body } = self.state.as_mut().project() else {
                 return Poll::Ready(None);
@@ -645,6 +653,8 @@ where
             });
         }
         tracing::debug!(attempt, ?delay, %cause, "event stream reconnecting");
+        #[cfg(feature = "metrics")]
+        crate::metrics::client::reconnecting(&cause);
         self.timer.set(Some(deadline_after(now, delay)));
         self.state.set(State::Wait);
         yield_item(Item::Reconnecting(Reconnecting {
