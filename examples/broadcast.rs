@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
@@ -127,21 +127,10 @@ fn method_not_allowed<B>(allow: &'static str) -> Response<Either<Page, B>> {
 
 /// Publishes the request body, as text, as one event.
 async fn publish<B>(req: Request<Incoming>, log: &EventLog) -> Response<Either<Page, B>> {
-    let body = match Limited::new(req.into_body(), MAX_POST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            let status = if error.is::<LengthLimitError>() {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return plain(status, format!("could not read the body: {error}\n"));
-        }
+    let text = match support::read_text(req.into_body(), MAX_POST_BYTES).await {
+        Ok(text) => text,
+        Err((status, message)) => return plain(status, message),
     };
-    let text = String::from_utf8_lossy(&body).into_owned();
     let id = log.publish(Event::new().data(text));
     plain(StatusCode::OK, format!("published as id {id}\n"))
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
@@ -134,21 +134,10 @@ fn room(path: &str) -> Option<&str> {
 
 /// Publishes the request body, as text, to `room`.
 async fn post<B>(req: Request<Incoming>, rooms: &Rooms, room: &str) -> Response<Either<Page, B>> {
-    let body = match Limited::new(req.into_body(), MAX_POST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            let status = if error.is::<LengthLimitError>() {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return plain(status, format!("could not read the body: {error}\n"));
-        }
+    let text = match support::read_text(req.into_body(), MAX_POST_BYTES).await {
+        Ok(text) => text,
+        Err((status, message)) => return plain(status, message),
     };
-    let text = String::from_utf8_lossy(&body).into_owned();
     match rooms.publish(room, Event::new().data(text)) {
         Ok(id) => plain(StatusCode::OK, format!("published as id {id}\n")),
         Err(full) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{full}\n")),

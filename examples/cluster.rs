@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::time::{interval, MissedTickBehavior};
@@ -130,19 +130,10 @@ where
 
 /// Publishes the request body, as text, as one event.
 async fn publish<B>(req: Request<Incoming>, log: &RedisLog) -> Response<Either<Text, B>> {
-    let body = match Limited::new(req.into_body(), MAX_POST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the body: {error}\n"),
-            )
-        }
+    let data = match support::read_text(req.into_body(), MAX_POST_BYTES).await {
+        Ok(data) => data,
+        Err((status, message)) => return plain(status, message),
     };
-    let data = String::from_utf8_lossy(&body).into_owned();
     match log.publish(Event::new().data(data)).await {
         Ok(id) => plain(StatusCode::OK, format!("published as id {id}\n")),
         // Redis is away: say so, so the sender can try again; nothing was dropped silently.

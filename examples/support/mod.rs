@@ -381,3 +381,24 @@ pub(crate) async fn is_http2(tcp: &TcpStream) -> bool {
     }
     false
 }
+
+/// A request body read as text, at most `limit` bytes (invalid UTF-8 replaced); otherwise
+/// the status and message to answer with: `413` over the limit, `400` for a failed read.
+pub(crate) async fn read_text(
+    body: Incoming,
+    limit: usize,
+) -> Result<String, (http::StatusCode, String)> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+    match Limited::new(body, limit).collect().await {
+        Ok(body) => Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned()),
+        Err(error) => {
+            let status = if error.is::<LengthLimitError>() {
+                http::StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                http::StatusCode::BAD_REQUEST
+            };
+            Err((status, format!("could not read the body: {error}\n")))
+        }
+    }
+}
