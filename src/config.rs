@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::Response;
 
+#[cfg(feature = "compression")]
+use crate::compression::Compression;
 use crate::encode;
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
@@ -33,6 +35,8 @@ pub(crate) struct LayerConfig {
     pub(crate) max_frame_bytes: usize,
     pub(crate) last_event_id: LastEventIdPolicy,
     pub(crate) shutdown: Option<Shutdown>,
+    #[cfg(feature = "compression")]
+    pub(crate) compression: Option<Compression>,
 }
 
 impl Default for LayerConfig {
@@ -48,6 +52,8 @@ impl Default for LayerConfig {
             max_frame_bytes: 32 * 1024,
             last_event_id: LastEventIdPolicy::default(),
             shutdown: None,
+            #[cfg(feature = "compression")]
+            compression: None,
         }
     }
 }
@@ -78,6 +84,8 @@ impl LayerConfig {
         if let Some(opening_frame) = options.opening_frame {
             config.opening_frame = opening_frame;
         }
+        #[cfg(feature = "compression")]
+        options.compression.lay_over(&mut config.compression);
         config
     }
 
@@ -162,6 +170,8 @@ pub struct SseOptions {
     idle_timeout: Setting<Duration>,
     retry: Setting<Bytes>,
     opening_frame: Option<bool>,
+    #[cfg(feature = "compression")]
+    compression: Setting<Compression>,
 }
 
 /// One switchable setting of a response: the layer's, switched off, or its own.
@@ -256,6 +266,34 @@ impl SseOptions {
     /// [`SseLayer::no_opening_frame`](crate::SseLayer::no_opening_frame).
     pub fn no_opening_frame(mut self) -> Self {
         self.opening_frame = Some(false);
+        self
+    }
+
+    /// Compresses this response's stream when the client accepts it, whatever the layer
+    /// says; see [`Compression`].
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use tower_sse::{Compression, SseOptions};
+    ///
+    /// let response = SseOptions::new()
+    ///     .compression(Compression::gzip().window_bits(12))
+    ///     .response(stream::iter(["a"]));
+    /// # let _ = response;
+    /// ```
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Setting::Set(compression);
+        self
+    }
+
+    /// Sends this response's stream uncompressed, whatever the layer says (for a feed of
+    /// already compressed or random data, or to save the memory on one route).
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn no_compression(mut self) -> Self {
+        self.compression = Setting::Off;
         self
     }
 

@@ -148,6 +148,32 @@ impl SseLayer {
         self
     }
 
+    /// Compresses every stream whose client accepts it (`Accept-Encoding: gzip`), each frame
+    /// flushed as it is sent; see [`Compression`](crate::Compression). Off by default.
+    ///
+    /// ```
+    /// use tower_sse::{Compression, SseLayer};
+    ///
+    /// let layer = SseLayer::new().compression(Compression::gzip().window_bits(13).hash_bits(12));
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        Arc::make_mut(&mut self.config).compression = Some(compression);
+        self
+    }
+
+    /// Sends every stream uncompressed (the default);
+    /// [`SseOptions::compression`](crate::SseOptions::compression) still turns it on for one
+    /// response.
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn no_compression(mut self) -> Self {
+        Arc::make_mut(&mut self.config).compression = None;
+        self
+    }
+
     /// This configuration for a body made without the service, by the axum response type.
     #[cfg(feature = "axum")]
     pub(crate) fn shared_config(&self) -> Arc<LayerConfig> {

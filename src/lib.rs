@@ -83,6 +83,7 @@
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
+//! | `compression` | no | [`Compression`]: gzip negotiated from `Accept-Encoding`, each frame compressed and flushed as it is sent, memory bounded per stream and none while idle (crc32fast) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -91,6 +92,7 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+mod compression;
 mod config;
 #[cfg(feature = "decode")]
 pub mod decode;
@@ -111,6 +113,8 @@ mod shutdown;
 pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
+#[cfg(feature = "compression")]
+pub use compression::Compression;
 pub use config::SseOptions;
 pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event, EventId, EventType};
