@@ -62,7 +62,7 @@ impl<F> ResponseFuture<F> {
             state: State::Ended,
             config: Some(config),
             span,
-            accept: AcceptEncoding::default(),
+            accept: AcceptEncoding::identity(),
         }
     }
 }
@@ -112,7 +112,7 @@ where
     St: Stream,
     St::Item: SseItem,
 {
-    into_encoded_sse_response(response, config, span, AcceptEncoding::default())
+    into_encoded_sse_response(response, config, span, AcceptEncoding::identity())
 }
 
 /// [`into_sse_response`], compressed when the configuration says so and `accept` allows it.

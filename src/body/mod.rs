@@ -114,7 +114,7 @@ impl<St> SseBody<St> {
             buf: BytesMut::new(),
             config,
             report: Report::new(span),
-            encoder: Encoder::default(),
+            encoder: Encoder::identity(),
         }
     }
 

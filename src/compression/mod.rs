@@ -134,6 +134,11 @@ mod enabled {
     }
 
     impl AcceptEncoding {
+        /// Accepts no coding but identity, as for a request the layer did not read.
+        pub(crate) fn identity() -> Self {
+            Self::default()
+        }
+
         /// Reads every `Accept-Encoding` header: gzip is accepted when `gzip` or `x-gzip`
         /// has a non-zero q-value, or, when neither is listed, `*` has one.
         pub(crate) fn read(headers: &HeaderMap) -> Self {
@@ -187,12 +192,12 @@ mod enabled {
         headers: &mut HeaderMap,
     ) -> Encoder {
         let Some(settings) = config.compression else {
-            return Encoder::default();
+            return Encoder::identity();
         };
         add_vary(headers);
         // The inner service chose a coding itself (or a layer below did): leave it.
         if headers.contains_key(header::CONTENT_ENCODING) || !accept.gzip {
-            return Encoder::default();
+            return Encoder::identity();
         }
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         Encoder(Some(Box::new(GzipStream::new(settings))))
@@ -220,6 +225,11 @@ mod enabled {
     pub(crate) struct Encoder(Option<Box<GzipStream>>);
 
     impl Encoder {
+        /// Frames go out as they are.
+        pub(crate) fn identity() -> Self {
+            Self::default()
+        }
+
         /// What goes on the wire for `frame`.
         pub(crate) fn frame(&mut self, frame: Bytes, kind: FrameKind) -> Bytes {
             match &mut self.0 {
@@ -248,10 +258,15 @@ mod disabled {
     use super::FrameKind;
     use crate::config::LayerConfig;
 
-    #[derive(Debug, Clone, Copy, Default)]
+    #[derive(Debug, Clone, Copy)]
     pub(crate) struct AcceptEncoding;
 
     impl AcceptEncoding {
+        #[inline]
+        pub(crate) fn identity() -> Self {
+            Self
+        }
+
         #[inline]
         pub(crate) fn read(_headers: &HeaderMap) -> Self {
             Self
@@ -267,10 +282,15 @@ mod disabled {
         Encoder
     }
 
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     pub(crate) struct Encoder;
 
     impl Encoder {
+        #[inline]
+        pub(crate) fn identity() -> Self {
+            Self
+        }
+
         #[inline]
         pub(crate) fn frame(&mut self, frame: Bytes, _kind: FrameKind) -> Bytes {
             frame
