@@ -132,19 +132,20 @@ where
     if parts.status != StatusCode::OK {
         return Response::from_parts(parts, SseBody::empty(config, span));
     }
-    set_headers(&mut parts.headers);
     let config = LayerConfig::for_response(config, options.as_ref());
+    set_headers(&mut parts.headers, compression::headers_set(&config));
     let encoder = compression::negotiate(&config, accept, &mut parts.headers);
     let body = SseBody::new(stream, config, span).with_encoder(encoder);
     Response::from_parts(parts, body)
 }
 
-fn set_headers(headers: &mut HeaderMap) {
+/// Sets the SSE headers, with room for `more` that compression sets after them.
+fn set_headers(headers: &mut HeaderMap, more: usize) {
     // hyper keeps a response's map for the connection's next response, so for as long as
     // a stream lives: size it for the three headers set below, not the six a first insert
     // reserves (about 330 bytes less per connection).
     if headers.is_empty() {
-        headers.reserve(3);
+        headers.reserve(3 + more);
     }
     let is_event_stream = headers
         .get(header::CONTENT_TYPE)

@@ -212,8 +212,14 @@ impl Deflater {
             return;
         }
         let hash = self.hash(&buf[i..]);
-        let position = self.start + i as u64 - self.epoch;
-        self.head[hash] = position as u32 + 1;
+        // Past u32 (one frame of gigabytes) the position is not recorded: a lost match, as
+        // a stale entry is, since every match is checked byte by byte.
+        let entry = u32::try_from(self.start + i as u64 - self.epoch)
+            .ok()
+            .and_then(|position| position.checked_add(1));
+        if let Some(entry) = entry {
+            self.head[hash] = entry;
+        }
     }
 }
 

@@ -29,11 +29,11 @@ mod gzip;
 mod tests;
 
 #[cfg(not(feature = "compression"))]
-pub(crate) use disabled::{negotiate, AcceptEncoding, Encoder};
+pub(crate) use disabled::{headers_set, negotiate, AcceptEncoding, Encoder};
 #[cfg(feature = "compression")]
 pub use enabled::Compression;
 #[cfg(feature = "compression")]
-pub(crate) use enabled::{negotiate, AcceptEncoding, Encoder};
+pub(crate) use enabled::{headers_set, negotiate, AcceptEncoding, Encoder};
 
 #[cfg(feature = "compression")]
 mod enabled {
@@ -184,6 +184,15 @@ mod enabled {
         whole == "0" && fraction.len() <= 3 && fraction.bytes().all(|b| b == b'0')
     }
 
+    /// How many headers [`negotiate`] may set: `Vary` and `Content-Encoding`, when on.
+    pub(crate) fn headers_set(config: &LayerConfig) -> usize {
+        if config.compression.is_some() {
+            2
+        } else {
+            0
+        }
+    }
+
     /// Decides the coding of one `200 OK` response and sets its headers: the encoder its
     /// body runs frames through.
     pub(crate) fn negotiate(
@@ -271,6 +280,11 @@ mod disabled {
         pub(crate) fn read(_headers: &HeaderMap) -> Self {
             Self
         }
+    }
+
+    #[inline]
+    pub(crate) fn headers_set(_config: &LayerConfig) -> usize {
+        0
     }
 
     #[inline]
