@@ -138,27 +138,27 @@ impl Deflater {
         let mut buf = std::mem::take(&mut self.history);
         buf.extend_from_slice(data);
 
-        let mut bits = Bits::default();
-        bits.put(out, 0b010, 3); // BFINAL = 0, BTYPE = 01 (fixed codes)
+        let mut tokens = Vec::with_capacity(data.len() / 4 + 1);
         let mut i = offset;
         while i < buf.len() {
             let matched = self.longest_match(&buf, i);
             if matched >= MIN_MATCH {
-                let candidate = self.lookup(&buf, i);
-                let distance = i - candidate;
-                put_match(&mut bits, out, matched, distance);
+                let distance = i - self.lookup(&buf, i);
+                // Both in range: 3..=258 and 1..=32768.
+                tokens.push(Token::Match(matched as u16, distance as u16));
                 for at in i..i + matched {
                     self.insert(&buf, at);
                 }
                 i += matched;
             } else {
                 self.insert(&buf, i);
-                put_literal(&mut bits, out, buf[i]);
+                tokens.push(Token::Literal(buf[i]));
                 i += 1;
             }
         }
-        bits.put_code(out, 0, 7); // end of block (256)
-                                  // Sync flush: an empty stored block, then padding to the byte.
+        let mut bits = Bits::default();
+        write_block(&tokens, &mut bits, out);
+        // Sync flush: an empty stored block, then padding to the byte.
         bits.put(out, 0, 3);
         bits.align(out);
         out.extend_from_slice(&[0, 0, 0xff, 0xff]);
@@ -223,36 +223,303 @@ impl Deflater {
     }
 }
 
-fn put_literal(bits: &mut Bits, out: &mut Vec<u8>, byte: u8) {
-    let byte = u32::from(byte);
-    if byte < 144 {
-        bits.put_code(out, 0x30 + byte, 8);
-    } else {
-        bits.put_code(out, 0x190 + byte - 144, 9);
+/// One LZ77 step: a byte, or a copy of `length` bytes from `distance` back.
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    Literal(u8),
+    Match(u16, u16),
+}
+
+/// The order in which a dynamic block lists the code-length code's lengths.
+const CODE_LENGTH_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// The length code (0..29, for symbol 257 + code) of a match length.
+fn length_code(length: u16) -> usize {
+    LENGTH_BASE.partition_point(|&base| base <= length) - 1
+}
+
+/// The distance code (0..30) of a match distance.
+fn distance_code(distance: u16) -> usize {
+    DIST_BASE.partition_point(|&base| base <= distance) - 1
+}
+
+/// A prefix code: per symbol its length in bits (0 for unused) and its code.
+struct Code {
+    lengths: Vec<u8>,
+    codes: Vec<u16>,
+}
+
+impl Code {
+    /// The canonical code for `lengths` (RFC 1951, 3.2.2).
+    fn canonical(lengths: Vec<u8>) -> Self {
+        let mut count = [0u16; 16];
+        for &length in &lengths {
+            count[usize::from(length)] += 1;
+        }
+        count[0] = 0;
+        let mut next = [0u16; 16];
+        let mut code = 0u16;
+        for bits in 1..16 {
+            code = (code + count[bits - 1]) << 1;
+            next[bits] = code;
+        }
+        let codes = lengths
+            .iter()
+            .map(|&length| {
+                let length = usize::from(length);
+                let code = next[length];
+                next[length] = next[length].wrapping_add(1);
+                code
+            })
+            .collect();
+        Self { lengths, codes }
+    }
+
+    /// The fixed literal/length and distance codes (RFC 1951, 3.2.6).
+    fn fixed() -> (Self, Self) {
+        let mut lengths = vec![8u8; 288];
+        lengths[144..256].fill(9);
+        lengths[256..280].fill(7);
+        (Self::canonical(lengths), Self::canonical(vec![5; 30]))
+    }
+
+    /// Huffman code lengths for `freq`, none longer than `limit`. Keeps at least two
+    /// symbols in use, so every code is complete, as all inflaters accept.
+    fn for_frequencies(freq: &[u32], limit: u8) -> Self {
+        let mut freq = freq.to_vec();
+        for symbol in 0..2 {
+            if freq.iter().filter(|&&f| f > 0).count() < 2 && freq[symbol] == 0 {
+                freq[symbol] = 1;
+            }
+        }
+        loop {
+            let lengths = huffman_lengths(&freq);
+            if lengths.iter().all(|&length| length <= limit) {
+                return Self::canonical(lengths);
+            }
+            // Flatter frequencies, shallower tree; every used symbol stays used.
+            for f in freq.iter_mut().filter(|f| **f > 0) {
+                *f = (*f).div_ceil(2);
+            }
+        }
+    }
+
+    fn put(&self, bits: &mut Bits, out: &mut Vec<u8>, symbol: usize) {
+        bits.put_code(
+            out,
+            u32::from(self.codes[symbol]),
+            u32::from(self.lengths[symbol]),
+        );
+    }
+
+    fn cost(&self, symbol: usize) -> u64 {
+        u64::from(self.lengths[symbol])
     }
 }
 
-fn put_match(bits: &mut Bits, out: &mut Vec<u8>, length: usize, distance: usize) {
-    // Callers keep both in range: 3..=258 and 1..=32768.
-    let length = length as u16;
-    let code = LENGTH_BASE.partition_point(|&base| base <= length) - 1;
-    let symbol = 257 + code as u32;
-    if symbol < 280 {
-        bits.put_code(out, symbol - 256, 7);
-    } else {
-        bits.put_code(out, 0xc0 + symbol - 280, 8);
+/// Unlimited Huffman code lengths for the used symbols of `freq` (at least two).
+fn huffman_lengths(freq: &[u32]) -> Vec<u8> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let n = freq.len();
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = freq
+        .iter()
+        .enumerate()
+        .filter(|(_, &f)| f > 0)
+        .map(|(symbol, &f)| Reverse((u64::from(f), symbol)))
+        .collect();
+    let mut parent = vec![usize::MAX; 2 * n];
+    let mut next = n;
+    while heap.len() > 1 {
+        let (Some(Reverse((fa, a))), Some(Reverse((fb, b)))) = (heap.pop(), heap.pop()) else {
+            break;
+        };
+        parent[a] = next;
+        parent[b] = next;
+        heap.push(Reverse((fa + fb, next)));
+        next += 1;
     }
-    bits.put(
-        out,
-        u32::from(length - LENGTH_BASE[code]),
-        u32::from(LENGTH_EXTRA[code]),
-    );
-    let distance = distance as u16;
-    let code = DIST_BASE.partition_point(|&base| base <= distance) - 1;
-    bits.put_code(out, code as u32, 5);
-    bits.put(
-        out,
-        u32::from(distance - DIST_BASE[code]),
-        u32::from(DIST_EXTRA[code]),
-    );
+    (0..n)
+        .map(|symbol| {
+            if freq[symbol] == 0 {
+                return 0;
+            }
+            let mut depth = 0u8;
+            let mut node = symbol;
+            while parent[node] != usize::MAX {
+                node = parent[node];
+                depth = depth.saturating_add(1);
+            }
+            depth
+        })
+        .collect()
+}
+
+/// Writes `tokens` and the end of block as one block, with fixed codes or with codes of
+/// their own (a dynamic block), whichever takes fewer bits.
+fn write_block(tokens: &[Token], bits: &mut Bits, out: &mut Vec<u8>) {
+    let mut lit_freq = [0u32; 286];
+    let mut dist_freq = [0u32; 30];
+    let mut extra_bits = 0u64;
+    for token in tokens {
+        match *token {
+            Token::Literal(byte) => lit_freq[usize::from(byte)] += 1,
+            Token::Match(length, distance) => {
+                let (lc, dc) = (length_code(length), distance_code(distance));
+                lit_freq[257 + lc] += 1;
+                dist_freq[dc] += 1;
+                extra_bits += u64::from(LENGTH_EXTRA[lc]) + u64::from(DIST_EXTRA[dc]);
+            }
+        }
+    }
+    lit_freq[256] = 1;
+    let body_cost = |lit: &Code, dist: &Code| {
+        let lits: u64 = (0..286).map(|s| u64::from(lit_freq[s]) * lit.cost(s)).sum();
+        let dists: u64 = (0..30)
+            .map(|s| u64::from(dist_freq[s]) * dist.cost(s))
+            .sum();
+        lits + dists + extra_bits
+    };
+
+    let (fixed_lit, fixed_dist) = Code::fixed();
+    let fixed_cost = 3 + body_cost(&fixed_lit, &fixed_dist);
+
+    let lit = Code::for_frequencies(&lit_freq, 15);
+    let dist = Code::for_frequencies(&dist_freq, 15);
+    let header = DynamicHeader::new(&lit, &dist);
+    let dynamic_cost = 3 + header.cost() + body_cost(&lit, &dist);
+
+    if dynamic_cost < fixed_cost {
+        bits.put(out, 0b100, 3); // BFINAL = 0, BTYPE = 10 (dynamic codes)
+        header.write(bits, out);
+        write_tokens(tokens, &lit, &dist, bits, out);
+    } else {
+        bits.put(out, 0b010, 3); // BFINAL = 0, BTYPE = 01 (fixed codes)
+        write_tokens(tokens, &fixed_lit, &fixed_dist, bits, out);
+    }
+}
+
+fn write_tokens(tokens: &[Token], lit: &Code, dist: &Code, bits: &mut Bits, out: &mut Vec<u8>) {
+    for token in tokens {
+        match *token {
+            Token::Literal(byte) => lit.put(bits, out, usize::from(byte)),
+            Token::Match(length, distance) => {
+                let code = length_code(length);
+                lit.put(bits, out, 257 + code);
+                let extra = length - LENGTH_BASE[code];
+                bits.put(out, u32::from(extra), u32::from(LENGTH_EXTRA[code]));
+                let code = distance_code(distance);
+                dist.put(bits, out, code);
+                let extra = distance - DIST_BASE[code];
+                bits.put(out, u32::from(extra), u32::from(DIST_EXTRA[code]));
+            }
+        }
+    }
+    lit.put(bits, out, 256);
+}
+
+/// A dynamic block's header: the two codes' lengths, run-length coded, and the code for
+/// those runs.
+struct DynamicHeader {
+    hlit: usize,
+    hdist: usize,
+    hclen: usize,
+    /// (symbol 0..=18, extra value, extra bits)
+    runs: Vec<(u8, u8, u8)>,
+    code: Code,
+}
+
+impl DynamicHeader {
+    fn new(lit: &Code, dist: &Code) -> Self {
+        let used = |lengths: &[u8], least: usize| {
+            lengths
+                .iter()
+                .rposition(|&l| l > 0)
+                .map_or(least, |last| (last + 1).max(least))
+        };
+        let hlit = used(&lit.lengths, 257);
+        let hdist = used(&dist.lengths, 1);
+        let lengths: Vec<u8> = lit.lengths[..hlit]
+            .iter()
+            .chain(&dist.lengths[..hdist])
+            .copied()
+            .collect();
+        let runs = run_lengths(&lengths);
+        let mut freq = [0u32; 19];
+        for &(symbol, _, _) in &runs {
+            freq[usize::from(symbol)] += 1;
+        }
+        let code = Code::for_frequencies(&freq, 7);
+        let hclen = CODE_LENGTH_ORDER
+            .iter()
+            .rposition(|&symbol| code.lengths[symbol] > 0)
+            .map_or(4, |last| (last + 1).max(4));
+        Self {
+            hlit,
+            hdist,
+            hclen,
+            runs,
+            code,
+        }
+    }
+
+    fn cost(&self) -> u64 {
+        let runs: u64 = self
+            .runs
+            .iter()
+            .map(|&(symbol, _, extra)| self.code.cost(usize::from(symbol)) + u64::from(extra))
+            .sum();
+        14 + 3 * self.hclen as u64 + runs
+    }
+
+    fn write(&self, bits: &mut Bits, out: &mut Vec<u8>) {
+        bits.put(out, (self.hlit - 257) as u32, 5);
+        bits.put(out, (self.hdist - 1) as u32, 5);
+        bits.put(out, (self.hclen - 4) as u32, 4);
+        for &symbol in &CODE_LENGTH_ORDER[..self.hclen] {
+            bits.put(out, u32::from(self.code.lengths[symbol]), 3);
+        }
+        for &(symbol, value, extra) in &self.runs {
+            self.code.put(bits, out, usize::from(symbol));
+            bits.put(out, u32::from(value), u32::from(extra));
+        }
+    }
+}
+
+/// Run-length codes the code lengths: 16 repeats the previous length 3 to 6 times, 17 and
+/// 18 give 3 to 10 and 11 to 138 zeros.
+fn run_lengths(lengths: &[u8]) -> Vec<(u8, u8, u8)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < lengths.len() {
+        let length = lengths[i];
+        let mut run = lengths[i..].iter().take_while(|&&l| l == length).count();
+        i += run;
+        if length == 0 {
+            while run >= 11 {
+                let n = run.min(138);
+                runs.push((18, (n - 11) as u8, 7));
+                run -= n;
+            }
+            if run >= 3 {
+                runs.push((17, (run - 3) as u8, 3));
+                run = 0;
+            }
+        } else {
+            runs.push((length, 0, 0));
+            run -= 1;
+            while run >= 3 {
+                let n = run.min(6);
+                runs.push((16, (n - 3) as u8, 2));
+                run -= n;
+            }
+        }
+        for _ in 0..run {
+            runs.push((length, 0, 0));
+        }
+    }
+    runs
 }

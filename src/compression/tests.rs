@@ -148,3 +148,34 @@ proptest! {
         prop_assert!(decoder.try_finish().is_ok());
     }
 }
+
+/// Events with many distinct literals (numbers) get a block with codes of their own, which
+/// decodes as well and is smaller than the fixed codes would be.
+#[test]
+fn literal_heavy_frames_use_dynamic_codes() {
+    let mut gzip = GzipStream::new(Compression::gzip());
+    let mut decoder = GzDecoder::new(Vec::new());
+    let numbers: String = (0..200u64)
+        .map(|n| format!("{},", n.wrapping_mul(2654435761) % 99991))
+        .collect();
+    let event = format!("data: [{numbers}]\n\n");
+    let wire = gzip.frame(event.as_bytes(), FrameKind::Events);
+    // After the 10-byte header, the first block's type bits: 10, dynamic.
+    assert_eq!(wire[10] & 0b110, 0b100, "not a dynamic block");
+    assert_eq!(decode_more(&mut decoder, &wire), event.as_bytes());
+    assert!(
+        wire.len() * 10 < event.len() * 6,
+        "{} of {}",
+        wire.len(),
+        event.len()
+    );
+    if let Ok(path) = std::env::var("TOWER_SSE_DUMP_GZIP") {
+        let mut all = wire.to_vec();
+        for seq in 0..50 {
+            all.extend_from_slice(&gzip.frame(token_delta(seq).as_bytes(), FrameKind::Events));
+            all.extend_from_slice(&gzip.frame(event.as_bytes(), FrameKind::Events));
+        }
+        all.extend_from_slice(&gzip.finish().unwrap());
+        std::fs::write(path, all).unwrap();
+    }
+}
