@@ -1,12 +1,15 @@
 //! A small streaming DEFLATE (RFC 1951) encoder: greedy LZ77 matching over a bounded window,
-//! fixed Huffman codes, and a sync flush after every frame.
+//! one block per frame (fixed Huffman codes, or codes of its own when the block is large
+//! enough to pay for them), and a sync flush after every frame.
 //!
 //! Why not zlib: an SSE stream compresses well mostly by pointing back at the events before
-//! it (repeated JSON keys, ids, the `data:` prefixes), so what matters is the window, not
-//! entropy coding. zlib-rs holds a fixed 128 KiB hash table per stream whatever its window
-//! and memory level, and miniz_oxide about 300 KiB; this encoder holds its window and a hash
-//! table sized by the caller (32 KiB in all by default), allocated only while a stream is
-//! active. Fixed Huffman codes need no tables per block, so a flush costs a few bytes.
+//! it (repeated JSON keys, ids, the `data:` prefixes), so what matters is the window.
+//! zlib-rs holds a fixed 128 KiB hash table per stream whatever its window and memory level,
+//! and miniz_oxide about 300 KiB; this encoder holds its window and a hash table sized by the
+//! caller (32 KiB in all by default), allocated only while a stream is active. Small frames
+//! use the fixed codes, which need no table in the block, so a flush costs a few bytes.
+
+use std::sync::OnceLock;
 
 /// Shortest and longest matches DEFLATE can express.
 const MIN_MATCH: usize = 3;
@@ -230,6 +233,9 @@ enum Token {
     Match(u16, u16),
 }
 
+/// Blocks that take fewer bits with the fixed codes are not tried with codes of their own.
+const DYNAMIC_AFTER_BITS: u64 = 8 * 192;
+
 /// The order in which a dynamic block lists the code-length code's lengths.
 const CODE_LENGTH_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
@@ -277,12 +283,15 @@ impl Code {
         Self { lengths, codes }
     }
 
-    /// The fixed literal/length and distance codes (RFC 1951, 3.2.6).
-    fn fixed() -> (Self, Self) {
-        let mut lengths = vec![8u8; 288];
-        lengths[144..256].fill(9);
-        lengths[256..280].fill(7);
-        (Self::canonical(lengths), Self::canonical(vec![5; 30]))
+    /// The fixed literal/length and distance codes (RFC 1951, 3.2.6), built once.
+    fn fixed() -> &'static (Self, Self) {
+        static FIXED: OnceLock<(Code, Code)> = OnceLock::new();
+        FIXED.get_or_init(|| {
+            let mut lengths = vec![8u8; 288];
+            lengths[144..256].fill(9);
+            lengths[256..280].fill(7);
+            (Self::canonical(lengths), Self::canonical(vec![5; 30]))
+        })
     }
 
     /// Huffman code lengths for `freq`, none longer than `limit`. Keeps at least two
@@ -319,41 +328,49 @@ impl Code {
     }
 }
 
-/// Unlimited Huffman code lengths for the used symbols of `freq` (at least two).
+/// Unlimited Huffman code lengths for the used symbols of `freq` (at least two): the
+/// two-queue construction over the symbols sorted by frequency, no heap.
 fn huffman_lengths(freq: &[u32]) -> Vec<u8> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-
     let n = freq.len();
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = freq
+    let mut leaves: Vec<(u32, usize)> = freq
         .iter()
         .enumerate()
         .filter(|(_, &f)| f > 0)
-        .map(|(symbol, &f)| Reverse((u64::from(f), symbol)))
+        .map(|(symbol, &f)| (f, symbol))
         .collect();
+    leaves.sort_unstable();
+    // Nodes 0..n are the symbols, n.. the internal nodes, made in order of weight.
+    let mut weight = vec![0u64; 2 * n];
     let mut parent = vec![usize::MAX; 2 * n];
-    let mut next = n;
-    while heap.len() > 1 {
-        let (Some(Reverse((fa, a))), Some(Reverse((fb, b)))) = (heap.pop(), heap.pop()) else {
-            break;
-        };
+    let (mut leaf, mut internal, mut next) = (0, n, n);
+    let mut take = |weight: &[u64], next: usize| {
+        let use_leaf = leaf < leaves.len()
+            && (internal == next || u64::from(leaves[leaf].0) <= weight[internal]);
+        if use_leaf {
+            leaf += 1;
+            (u64::from(leaves[leaf - 1].0), leaves[leaf - 1].1)
+        } else {
+            internal += 1;
+            (weight[internal - 1], internal - 1)
+        }
+    };
+    for _ in 1..leaves.len() {
+        let (wa, a) = take(&weight, next);
+        let (wb, b) = take(&weight, next);
+        weight[next] = wa + wb;
         parent[a] = next;
         parent[b] = next;
-        heap.push(Reverse((fa + fb, next)));
         next += 1;
     }
+    // Depths from the root (the last node made) down: a parent is made after its children.
+    let mut depth = vec![0u8; 2 * n];
+    for node in (n..next.saturating_sub(1)).rev() {
+        depth[node] = depth[parent[node]].saturating_add(1);
+    }
     (0..n)
-        .map(|symbol| {
-            if freq[symbol] == 0 {
-                return 0;
-            }
-            let mut depth = 0u8;
-            let mut node = symbol;
-            while parent[node] != usize::MAX {
-                node = parent[node];
-                depth = depth.saturating_add(1);
-            }
-            depth
+        .map(|symbol| match parent[symbol] {
+            usize::MAX => 0,
+            up => depth[up].saturating_add(1),
         })
         .collect()
 }
@@ -385,7 +402,14 @@ fn write_block(tokens: &[Token], bits: &mut Bits, out: &mut Vec<u8>) {
     };
 
     let (fixed_lit, fixed_dist) = Code::fixed();
-    let fixed_cost = 3 + body_cost(&fixed_lit, &fixed_dist);
+    let fixed_cost = 3 + body_cost(fixed_lit, fixed_dist);
+    // A dynamic header takes some 30 to 80 bytes: a small block cannot pay for it, and
+    // building the codes would cost more CPU than the whole block.
+    if fixed_cost < DYNAMIC_AFTER_BITS {
+        bits.put(out, 0b010, 3); // BFINAL = 0, BTYPE = 01 (fixed codes)
+        write_tokens(tokens, fixed_lit, fixed_dist, bits, out);
+        return;
+    }
 
     let lit = Code::for_frequencies(&lit_freq, 15);
     let dist = Code::for_frequencies(&dist_freq, 15);
@@ -398,7 +422,7 @@ fn write_block(tokens: &[Token], bits: &mut Bits, out: &mut Vec<u8>) {
         write_tokens(tokens, &lit, &dist, bits, out);
     } else {
         bits.put(out, 0b010, 3); // BFINAL = 0, BTYPE = 01 (fixed codes)
-        write_tokens(tokens, &fixed_lit, &fixed_dist, bits, out);
+        write_tokens(tokens, fixed_lit, fixed_dist, bits, out);
     }
 }
 
