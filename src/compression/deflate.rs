@@ -331,7 +331,6 @@ impl Code {
 /// Unlimited Huffman code lengths for the used symbols of `freq` (at least two): the
 /// two-queue construction over the symbols sorted by frequency, no heap.
 fn huffman_lengths(freq: &[u32]) -> Vec<u8> {
-    let n = freq.len();
     let mut leaves: Vec<(u32, usize)> = freq
         .iter()
         .enumerate()
@@ -339,40 +338,41 @@ fn huffman_lengths(freq: &[u32]) -> Vec<u8> {
         .map(|(symbol, &f)| (f, symbol))
         .collect();
     leaves.sort_unstable();
-    // Nodes 0..n are the symbols, n.. the internal nodes, made in order of weight.
-    let mut weight = vec![0u64; 2 * n];
-    let mut parent = vec![usize::MAX; 2 * n];
-    let (mut leaf, mut internal, mut next) = (0, n, n);
-    let mut take = |weight: &[u64], next: usize| {
-        let use_leaf = leaf < leaves.len()
-            && (internal == next || u64::from(leaves[leaf].0) <= weight[internal]);
-        if use_leaf {
-            leaf += 1;
-            (u64::from(leaves[leaf - 1].0), leaves[leaf - 1].1)
-        } else {
-            internal += 1;
-            (weight[internal - 1], internal - 1)
+    // Nodes 0..m are the used symbols in that order, m.. the internal nodes, which are
+    // made in order of weight.
+    let m = leaves.len();
+    let mut weight = vec![0u64; 2 * m];
+    let mut parent = vec![usize::MAX; 2 * m];
+    for (node, &(f, _)) in leaves.iter().enumerate() {
+        weight[node] = u64::from(f);
+    }
+    let (mut leaf, mut internal, mut next) = (0, m, m);
+    for _ in 1..m {
+        let mut pair = [0; 2];
+        for slot in &mut pair {
+            let use_leaf = leaf < m && (internal == next || weight[leaf] <= weight[internal]);
+            *slot = if use_leaf { leaf } else { internal };
+            if use_leaf {
+                leaf += 1;
+            } else {
+                internal += 1;
+            }
         }
-    };
-    for _ in 1..leaves.len() {
-        let (wa, a) = take(&weight, next);
-        let (wb, b) = take(&weight, next);
-        weight[next] = wa + wb;
-        parent[a] = next;
-        parent[b] = next;
+        weight[next] = weight[pair[0]] + weight[pair[1]];
+        parent[pair[0]] = next;
+        parent[pair[1]] = next;
         next += 1;
     }
     // Depths from the root (the last node made) down: a parent is made after its children.
-    let mut depth = vec![0u8; 2 * n];
-    for node in (n..next.saturating_sub(1)).rev() {
+    let mut depth = vec![0u8; 2 * m];
+    for node in (0..next.saturating_sub(1)).rev() {
         depth[node] = depth[parent[node]].saturating_add(1);
     }
-    (0..n)
-        .map(|symbol| match parent[symbol] {
-            usize::MAX => 0,
-            up => depth[up].saturating_add(1),
-        })
-        .collect()
+    let mut lengths = vec![0u8; freq.len()];
+    for (node, &(_, symbol)) in leaves.iter().enumerate() {
+        lengths[symbol] = depth[node];
+    }
+    lengths
 }
 
 /// Writes `tokens` and the end of block as one block, with fixed codes or with codes of
