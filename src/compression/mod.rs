@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Compression`], `AcceptEncoding`, `negotiate`, the body's `Encoder` |
 //! | `gzip.rs` | one stream's gzip member: header, frames, trailer, the lazy compressor |
-//! | `deflate.rs` | the DEFLATE encoder: bounded window, fixed codes, a sync flush per frame |
+//! | `deflate.rs` | the DEFLATE encoder: bounded window, fixed or own codes per block, a sync flush per frame |
 //!
 //! Without the feature, `AcceptEncoding` and `Encoder` are empty types whose methods pass
 //! frames through, so the service, future and body read the same either way.
