@@ -8,6 +8,11 @@
 //! "drop connection" button closes its `EventSource` and opens a new one; a new
 //! `EventSource` sends no `Last-Event-ID`, so the page passes the last id it saw in the
 //! `lastEventId` query parameter, and nothing is lost or repeated.
+//!
+//! Ids start from the clock (`EventLog`'s ids): restart the example and reconnect with an
+//! id from before (`curl -N -H 'Last-Event-ID: <old id>' 127.0.0.1:3002/events`), and the
+//! answer is a `reset` event, then every event the new log holds, never a resume from the
+//! wrong place.
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
@@ -61,7 +66,7 @@ fn heartbeat(template: Event) -> impl Stream<Item = Event> {
 }
 
 /// Serves the page, the stream and the publish endpoint until the task is dropped.
-async fn serve(listener: TcpListener, log: EventLog) {
+pub(crate) async fn serve(listener: TcpListener, log: EventLog) {
     let events = ServiceBuilder::new()
         .layer(
             SseLayer::new()
@@ -102,12 +107,22 @@ where
         }
         (&Method::GET, "/events") => Ok(events.oneshot(req).await?.map(Either::Right)),
         (&Method::POST, "/publish") => Ok(publish(req, &log).await),
-        (_, "/" | "/events" | "/publish") => Ok(plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed\n".into(),
-        )),
+        (_, "/" | "/events") => Ok(method_not_allowed("GET")),
+        (_, "/publish") => Ok(method_not_allowed("POST")),
         _ => Ok(plain(StatusCode::NOT_FOUND, "not found\n".into())),
     }
+}
+
+/// `405`, with the `Allow` header RFC 9110 requires on it.
+fn method_not_allowed<B>(allow: &'static str) -> Response<Either<Page, B>> {
+    let mut response = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed\n".into(),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// Publishes the request body, as text, as one event.

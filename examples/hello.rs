@@ -18,18 +18,22 @@ use tower::ServiceBuilder;
 use tower_sse::{Event, LastEventId, SseLayer};
 
 /// The handler: answers with a stream; the layer turns it into `text/event-stream`.
-async fn ticks(req: Request<Incoming>) -> Result<Response<impl Stream<Item = Event>>, Infallible> {
-    // Resume after the last id the browser saw, or start at 0.
+pub(crate) async fn ticks(
+    req: Request<Incoming>,
+) -> Result<Response<impl Stream<Item = Event>>, Infallible> {
+    // Resume after the last id the browser saw, or start at 0. After `u64::MAX` there is
+    // no next id: the stream ends rather than wrap around to ids the browser has seen.
     let next = req
         .extensions()
         .get::<LastEventId>()
         .and_then(|id| id.parse::<u64>().ok())
-        .map_or(0, |id| id + 1);
+        .map_or(Some(0), |id| id.checked_add(1));
     let events = stream::unfold(next, |seq| async move {
+        let seq = seq?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         Some((
             Event::new().id_u64(seq).data(format!("tick {seq}")),
-            seq + 1,
+            seq.checked_add(1),
         ))
     });
     Ok(Response::new(events))

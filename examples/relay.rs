@@ -1,18 +1,18 @@
-//! An SSE relay: `cargo run --example relay --features decode`, then open http://127.0.0.1:3002
+//! An SSE relay: `cargo run --example relay --features client`, then open http://127.0.0.1:3002
 //!
 //! Pass another address as the first argument or in `RELAY_ADDR`. The example runs two
 //! servers. The upstream, on a free port of 127.0.0.1, stands in for a language model
 //! provider: `GET /answer` streams one `token` event per token with numeric ids, then a
 //! `done` event, and resumes after the `Last-Event-ID` it is sent; it also ends every
 //! response after a few tokens, as a flaky provider drops connections. The relay, in
-//! front, answers `GET /answer` by connecting upstream with a hyper client, decoding the
-//! stream with `tower_sse::decode`, and re-encoding each event (type, data, id) through
-//! `SseLayer` to the browser. When the upstream response ends or fails, the relay
-//! reconnects with `Last-Event-ID` set to the last id it read, so the browser sees every
-//! token once, in order. A browser's own `Last-Event-ID` is passed upstream on the first
-//! connection.
+//! front, answers `GET /answer` by reading the upstream with `tower_sse::client::EventSource`
+//! over hyper-util's client and re-serving each event (type, data, id) through `SseLayer` to
+//! the browser. When the upstream response ends or fails, the client reconnects with
+//! `Last-Event-ID` set to the last id it read, so the browser sees every token once, in
+//! order. A browser's own `Last-Event-ID` is passed upstream on the first connection.
 
 use std::convert::Infallible;
+use std::future::ready;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,8 +27,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_sse::decode::{DecodeBody, Decoded, Decoder, MessageEvent};
-use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer, LAST_EVENT_ID};
+use tower_sse::client::{Builder, Item};
+use tower_sse::{Event, EventError, Fallible, LastEventId, SseBody, SseLayer};
 
 mod support;
 
@@ -36,8 +36,11 @@ const DEFAULT_ADDR: &str = "127.0.0.1:3002";
 /// Tokens per upstream response before it ends it, in `main`.
 const TOKENS_PER_CONNECTION: usize = 5;
 const TOKEN_DELAY: Duration = Duration::from_millis(80);
-/// Failed upstream connections in a row before the relay gives up on a stream.
-const MAX_CONNECT_FAILURES: u32 = 5;
+/// Failed upstream attempts in a row (no event between them) before the relay gives up on
+/// a stream.
+const MAX_ATTEMPTS: u32 = 5;
+/// The relay resumes a dropped upstream soon: the browser is waiting.
+const RECONNECTION_TIME: Duration = Duration::from_millis(100);
 
 /// The answer, as a language model emits it: word pieces with their leading spaces.
 pub(crate) const ANSWER: &[&str] = &[
@@ -238,118 +241,49 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The relayed stream: the upstream's events, across as many upstream connections as it
-/// takes, until `done`.
+/// The relayed stream: the upstream's events, read by the client across as many upstream
+/// connections as it takes, until `done`.
 async fn relay_answer(
     req: Request<Incoming>,
     client: HttpClient,
     upstream: Uri,
-) -> Result<Response<impl Stream<Item = Fallible<Result<Event, EventError>>>>, Infallible> {
+) -> Result<Response<impl Stream<Item = Event>>, Infallible> {
+    let mut builder = Builder::new()
+        .reconnection_time(RECONNECTION_TIME)
+        .max_attempts(MAX_ATTEMPTS);
     // The browser's own resume point is the first upstream connection's.
-    let decoder = match req.extensions().get::<LastEventId>() {
-        Some(id) => Decoder::new().initial_last_event_id(id.as_str()),
-        None => Decoder::new(),
-    };
-    let relay = Relay {
-        client,
-        upstream,
-        sent_id: decoder.last_event_id().to_owned(),
-        state: State::Disconnected(decoder),
-        failures: 0,
-    };
-    Ok(Response::new(
-        stream::unfold(relay, Relay::next).map(Fallible),
-    ))
-}
+    if let Some(id) = req.extensions().get::<LastEventId>() {
+        builder = builder.last_event_id(id.as_str());
+    }
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = upstream;
+    let source = builder.build(client, request);
 
-struct Relay {
-    client: HttpClient,
-    upstream: Uri,
-    /// The last id the browser was sent (or sent itself): an `id:` goes out only when it
-    /// changes, as the browser carries it over anyway.
-    sent_id: String,
-    state: State,
-    failures: u32,
-}
-
-enum State {
-    /// The decoder keeps the last event id across upstream connections.
-    Disconnected(Decoder),
-    Connected(DecodeBody<Incoming>),
-    Done,
-}
-
-impl Relay {
-    async fn next(mut self) -> Option<(Result<Event, EventError>, Self)> {
-        loop {
-            match std::mem::replace(&mut self.state, State::Done) {
-                State::Done => return None,
-                State::Disconnected(decoder) => match self.connect(&decoder).await {
-                    Ok(body) => {
-                        self.failures = 0;
-                        self.state = State::Connected(DecodeBody::with_decoder(body, decoder));
-                    }
-                    Err(error) => {
-                        self.failures += 1;
-                        tracing::warn!(%error, failures = self.failures, "upstream connection failed");
-                        if self.failures >= MAX_CONNECT_FAILURES {
-                            return None;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200) * self.failures).await;
-                        self.state = State::Disconnected(decoder);
-                    }
-                },
-                State::Connected(mut events) => match events.next().await {
-                    Some(Ok(Decoded::Event(event))) => {
-                        let done = event.event_type() == "done";
-                        self.state = if done {
-                            State::Done
-                        } else {
-                            State::Connected(events)
-                        };
-                        let event = self.reencode(event);
-                        return Some((event, self));
-                    }
-                    // A `retry` or comment from upstream is for the relay, not the browser.
-                    Some(Ok(_)) => self.state = State::Connected(events),
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "upstream stream failed, resuming");
-                        self.state = State::Disconnected(events.into_parts().1);
-                    }
-                    None => {
-                        tracing::info!("upstream response ended, resuming");
-                        self.state = State::Disconnected(events.into_parts().1);
-                    }
-                },
+    let events = source
+        .scan(false, |done, item| {
+            if *done {
+                return ready(None);
             }
-        }
-    }
-
-    /// One upstream request, resuming after the decoder's last event id.
-    async fn connect(&self, decoder: &Decoder) -> Result<Incoming, tower_sse::BoxError> {
-        let mut request = Request::get(self.upstream.clone());
-        let last_id = decoder.last_event_id();
-        if !last_id.is_empty() {
-            request = request.header(LAST_EVENT_ID, last_id);
-        }
-        let response = self.client.request(request.body(Empty::new())?).await?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("upstream answered {}", response.status()).into());
-        }
-        Ok(response.into_body())
-    }
-
-    /// The upstream event as a `tower_sse::Event`: the same type, data and id.
-    fn reencode(&mut self, event: MessageEvent) -> Result<Event, EventError> {
-        let mut out = Event::new();
-        // A decoded type or id never holds a line break (nor an id NUL): these cannot fail.
-        if event.event_type() != "message" {
-            out = out.event(event.event_type().to_owned())?;
-        }
-        if event.last_event_id() != self.sent_id {
-            self.sent_id = event.last_event_id().to_owned();
-            out = out.id(self.sent_id.clone())?;
-        }
-        Ok(out.data(event.into_data()))
-    }
+            let event = match item {
+                // The same type, data and id (when the block had one: the browser carries
+                // the id over by itself), with no field copied by hand.
+                Ok(Item::Event(event)) => {
+                    *done = event.event_type() == "done";
+                    Some(Event::from(event))
+                }
+                Ok(Item::Reconnecting(next)) => {
+                    tracing::info!(cause = %next.cause(), delay = ?next.delay(), "resuming upstream");
+                    None
+                }
+                Ok(Item::Closed(_)) => return ready(None),
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::warn!(%error, "upstream failed");
+                    return ready(None);
+                }
+            };
+            ready(Some(event))
+        })
+        .filter_map(ready);
+    Ok(Response::new(events))
 }

@@ -35,11 +35,15 @@
 //!     State(sse): State<SseLayer>,
 //!     last: Option<LastEventId>,
 //! ) -> SseResponse<impl Stream<Item = Event>> {
+//!     // After `u64::MAX` there is no next id: the stream is empty.
 //!     let next = last
 //!         .as_ref()
 //!         .and_then(|id| id.parse::<u64>().ok())
-//!         .map_or(0, |id| id + 1);
-//!     let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
+//!         .map_or(Some(0), |id| id.checked_add(1));
+//!     let events = next
+//!         .into_iter()
+//!         .flat_map(|next| next..next.saturating_add(2))
+//!         .map(|seq| Event::new().id_u64(seq).data("tick"));
 //!     SseResponse::new(stream::iter(events))
 //!         .config(&sse)
 //!         .record_last_event_id(last.as_ref())

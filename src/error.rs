@@ -17,6 +17,7 @@ enum Kind {
     IdLineBreak,
     IdNul,
     EventLineBreak,
+    IdNotIncreasing(IdNotIncreasing),
     #[cfg(feature = "json")]
     Json(serde_json::Error),
 }
@@ -35,6 +36,12 @@ impl EventError {
     pub(crate) fn event_line_break() -> Self {
         Self {
             kind: Kind::EventLineBreak,
+        }
+    }
+
+    pub(crate) fn id_not_increasing(err: IdNotIncreasing) -> Self {
+        Self {
+            kind: Kind::IdNotIncreasing(err),
         }
     }
 
@@ -61,6 +68,7 @@ impl fmt::Display for EventError {
             Kind::IdLineBreak => "event id contains a line break",
             Kind::IdNul => "event id contains a NUL character",
             Kind::EventLineBreak => "event type contains a line break",
+            Kind::IdNotIncreasing(_) => "event id is not above the log's last id",
             #[cfg(feature = "json")]
             Kind::Json(_) => "event data failed to serialize as JSON",
         })
@@ -72,10 +80,65 @@ impl StdError for EventError {
         match &self.kind {
             #[cfg(feature = "json")]
             Kind::Json(err) => Some(err),
+            Kind::IdNotIncreasing(err) => Some(err),
             _ => None,
         }
     }
 }
+
+/// A caller's numeric id that is not above the last numeric id of the log it was
+/// published to, so nothing was published.
+///
+/// Returned by [`EventLog::publish_with_u64_id`](crate::replay::EventLog::publish_with_u64_id)
+/// (and, as the [`source`](StdError::source) of an [`EventError`], by
+/// [`publish_with_id`](crate::replay::EventLog::publish_with_id) with a decimal id). A log
+/// resolves a numeric `Last-Event-ID` by its order, so its numbers must increase.
+///
+/// # Example
+///
+/// ```
+/// use tower_sse::{replay::EventLog, Event};
+///
+/// let log = EventLog::new();
+/// log.publish_with_u64_id(7, Event::new().data("a"))?;
+/// let error = log.publish_with_u64_id(7, Event::new().data("again")).unwrap_err();
+/// assert_eq!((error.id(), error.last()), (7, 7));
+/// assert_eq!(error.to_string(), "event id 7 is not above the log's last id 7");
+/// # Ok::<(), tower_sse::replay::IdNotIncreasing>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdNotIncreasing {
+    id: u64,
+    last: u64,
+}
+
+impl IdNotIncreasing {
+    pub(crate) fn new(id: u64, last: u64) -> Self {
+        Self { id, last }
+    }
+
+    /// The id that was refused.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The log's last numeric id when it was refused (0 for a log that had none).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+}
+
+impl fmt::Display for IdNotIncreasing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "event id {} is not above the log's last id {}",
+            self.id, self.last
+        )
+    }
+}
+
+impl StdError for IdNotIncreasing {}
 
 /// What the body does with an item that fails: an `Err` from a [`Fallible`](crate::Fallible)
 /// stream, or a value that fails to serialize.

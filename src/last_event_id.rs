@@ -26,15 +26,18 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// use http::Request;
 /// use tower_sse::LastEventId;
 ///
-/// fn resume_after(req: &Request<()>) -> u64 {
+/// /// The first id to send: 0 on a first connection, `None` after `u64::MAX`.
+/// fn resume_after(req: &Request<()>) -> Option<u64> {
 ///     req.extensions()
 ///         .get::<LastEventId>()
 ///         .and_then(|id| id.parse().ok())
-///         .map_or(0, |last: u64| last + 1)
+///         .map_or(Some(0), |last: u64| last.checked_add(1))
 /// }
 /// # let mut req = Request::new(());
 /// # req.extensions_mut().insert(LastEventId::new("41"));
-/// # assert_eq!(resume_after(&req), 42);
+/// # assert_eq!(resume_after(&req), Some(42));
+/// # req.extensions_mut().insert(LastEventId::new(u64::MAX.to_string()));
+/// # assert_eq!(resume_after(&req), None);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LastEventId(String);

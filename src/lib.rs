@@ -21,7 +21,8 @@
 //!
 //! Beyond the middleware, each part is a module of its own: [`replay`] (logs, subscriptions,
 //! their policies and stats; `replay::redis` with the `redis` feature), `decode` (the other
-//! side of the wire, feature `decode`) and `axum` (feature `axum`).
+//! side of the wire, feature `decode`), `client` (a reconnecting `EventSource` over any
+//! tower `Service`, feature `client`) and `axum` (feature `axum`).
 //!
 //! # Example: a whole server
 //!
@@ -48,13 +49,17 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(SseLayer::new().retry(Duration::from_secs(1)))
 //!     .service_fn(|req: Request<()>| async move {
-//!         // Resume after the last id the browser saw, or start at 0.
+//!         // Resume after the last id the browser saw, or start at 0; after `u64::MAX`
+//!         // there is no next id, and the stream is empty.
 //!         let next = req
 //!             .extensions()
 //!             .get::<LastEventId>()
 //!             .and_then(|id| id.parse::<u64>().ok())
-//!             .map_or(0, |id| id + 1);
-//!         let events = (next..next + 2).map(|seq| Event::new().id_u64(seq).data("tick"));
+//!             .map_or(Some(0), |id| id.checked_add(1));
+//!         let events = next
+//!             .into_iter()
+//!             .flat_map(|next| next..next.saturating_add(2))
+//!             .map(|seq| Event::new().id_u64(seq).data("tick"));
 //!         Ok::<_, Infallible>(Response::new(stream::iter(events)))
 //!     });
 //!
@@ -85,6 +90,7 @@
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 //! | `compression` | no | [`Compression`]: gzip negotiated from `Accept-Encoding`, each frame compressed and flushed as it is sent, memory bounded per stream and none while idle (crc32fast) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
+//! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "axum")]
@@ -92,6 +98,8 @@ pub mod axum;
 mod body;
 #[cfg(feature = "util")]
 mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 mod compression;
 mod config;
 #[cfg(feature = "decode")]
@@ -128,9 +136,9 @@ pub use service::Sse;
 pub use shutdown::Shutdown;
 
 // The README's examples compile as doctests, so they cannot drift from the API. Some use
-// the decoder or axum, so they are compiled when those are built (`cargo test
-// --all-features`).
-#[cfg(all(doctest, feature = "decode", feature = "axum"))]
+// the client (and with it the decoder) or axum, so they are compiled when those are built
+// (`cargo test --all-features`).
+#[cfg(all(doctest, feature = "client", feature = "axum"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

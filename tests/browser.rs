@@ -5,7 +5,9 @@
 //!   repeat.
 //! - tokens: the answer arrives whole, its last event marked as the end of the stream;
 //!   `EventSource` reconnects once, gets `204`, and closes for good.
-//!
+//! - chat: a room's page resumes after it drops its connection (with the `lastEventId`
+//!   query parameter) and after the server ends its stream (with the `Last-Event-ID`
+//!   header), and sees every message of its room once, in order, and none of another's.
 //! - compressed (feature `compression`): a gzip stream whose server sends each event only
 //!   after the page acknowledged the one before, so every event reached `EventSource`
 //!   decoded and alone, with nothing held back.
@@ -30,6 +32,10 @@ mod clock;
 #[allow(dead_code, clippy::duplicate_mod)] // Its `main` is not used here.
 mod tokens;
 
+#[path = "../examples/chat.rs"]
+#[allow(dead_code, clippy::duplicate_mod)] // Its `main` is not used here.
+mod chat;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The script bounds its own wait at 25 s and itself at 50 s; this is the backstop.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,6 +48,21 @@ struct TokensSummary {
     #[serde(rename = "readyState")]
     ready_state: u8,
     state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatSummary {
+    seen: Vec<Seen>,
+    opens: u32,
+    state: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Seen {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +202,50 @@ fn is_clock_time(text: &str) -> bool {
             2 | 5 => *b == b':',
             _ => b.is_ascii_digit(),
         })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_room_resumes_across_reconnects_in_chromium() {
+    const ROOM: &str = "browser-test";
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/?room={ROOM}", listener.local_addr().unwrap());
+    let rooms = chat::rooms();
+    // Streams end after 3 s, so the browser's own reconnect happens within the test.
+    let server = tokio::spawn(chat::serve(listener, rooms.clone(), Duration::from_secs(3)));
+    let summary: Option<ChatSummary> = run_script("chat.mjs", &url).await;
+    server.abort();
+    let Some(summary) = summary else { return };
+    eprintln!("{summary:?}");
+
+    let data: Vec<&str> = summary.seen.iter().map(|seen| seen.data.as_str()).collect();
+    assert_eq!(
+        data,
+        ["m1", "m2", "m3", "m4", "m5", "m6"],
+        "lost, repeated or foreign"
+    );
+    assert!(summary.seen.iter().all(|seen| seen.kind == "message"));
+    let ids: Vec<u64> = summary
+        .seen
+        .iter()
+        .map(|seen| seen.id.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids {ids:?}");
+    assert!(
+        summary.opens >= 3,
+        "EventSource opened {} times",
+        summary.opens
+    );
+    assert!(
+        summary.state.starts_with("open"),
+        "page state {:?}",
+        summary.state
+    );
+
+    // m3 and m4 at least came from the room's log on a resume, not live.
+    let stats = rooms.key_stats(ROOM).expect("the room exists");
+    assert!(stats.replay.replayed >= 2, "{stats:?}");
+    assert_eq!(stats.replay.published, 6);
+    assert_eq!(rooms.key_stats("elsewhere").unwrap().replay.published, 1);
 }
 
 /// A gzip event stream in Chromium: its `EventSource` sends `Accept-Encoding: gzip, deflate,

@@ -65,6 +65,36 @@ impl fmt::Debug for MessageEvent {
     }
 }
 
+/// The same event, to send on: its type (unless `message`), its own `id` field (if the
+/// block had one, even an empty one, which clears the id downstream as it did here) and its
+/// data. A relay re-serves what it reads without copying fields by hand.
+///
+/// ```
+/// use tower_sse::decode::{Decoded, Decoder};
+/// use tower_sse::Event;
+///
+/// let mut decoder = Decoder::new();
+/// decoder.push(b"event: token\nid: 7\ndata: Hi\n\n");
+/// let Some(Decoded::Event(read)) = decoder.next_item()? else { panic!("no event") };
+/// let event = Event::from(read);
+/// assert_eq!(event.encode().as_bytes(), &b"id: 7\nevent: token\ndata: Hi\n\n"[..]);
+/// # Ok::<(), tower_sse::decode::DecodeError>(())
+/// ```
+impl From<MessageEvent> for crate::Event {
+    fn from(event: MessageEvent) -> Self {
+        let mut out = crate::Event::new();
+        // A decoded type never holds a line break, nor a decoded id a line break or NUL:
+        // neither setter can fail, so no field is lost below.
+        if !event.event_type.is_empty() {
+            out = out.event(event.event_type.as_str()).unwrap_or_default();
+        }
+        if event.has_id {
+            out = out.id(&*event.last_event_id).unwrap_or_default();
+        }
+        out.data(event.data)
+    }
+}
+
 /// One thing the decoder read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -87,5 +117,33 @@ impl Decoded {
             Self::Event(event) => Some(event),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Decoder;
+
+    fn relayed(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut decoder = Decoder::new();
+        decoder.push(input);
+        let mut frames = Vec::new();
+        while let Some(item) = decoder.next_item().unwrap() {
+            if let Decoded::Event(event) = item {
+                frames.push(crate::Event::from(event).encode().as_bytes().to_vec());
+            }
+        }
+        frames
+    }
+
+    #[test]
+    fn an_event_is_relayed_with_its_own_fields_only() {
+        let frames = relayed(b"id: 1\ndata: a\n\ndata: b\nevent: x\n\nid\ndata: c\n\n");
+        assert_eq!(frames[0], b"id: 1\ndata: a\n\n");
+        // The id carried over is not repeated: the receiver carries it over too.
+        assert_eq!(frames[1], b"event: x\ndata: b\n\n");
+        // An empty id clears the receiver's id, as it cleared ours.
+        assert_eq!(frames[2], b"id: \ndata: c\n\n");
     }
 }

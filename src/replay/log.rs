@@ -8,15 +8,16 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 use tokio::sync::oneshot;
 
-use crate::error::EventError;
-use crate::event::Event;
+use crate::error::{EventError, IdNotIncreasing};
+use crate::event::{EncodedEvent, Event};
 use crate::last_event_id::LastEventId;
 
+use super::id::WireId;
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{parse_seq, Limits, WireId};
+use super::store::{Limits, Resolved};
 use super::subscription::Subscription;
-use super::window::{Config, Named, Resume, Window};
+use super::window::{Numbered, Resume, Window, WindowConfig};
 
 const DEFAULT_MAX_EVENTS: usize = 1024;
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
@@ -25,10 +26,10 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// A bounded log of recent events that many clients stream from, and resume from after a
 /// reconnect without losing or repeating an event.
 ///
-/// Each published event gets the next sequence number (1, 2, 3, ...) as its `id`, is framed
-/// once, and is kept until the retention window evicts it. A [`Subscription`] is a stream of
-/// those frames from a cursor: first the retained events after the client's
-/// `Last-Event-ID`, then new ones as they are published, through the same read path.
+/// Each published event gets the log's next id (see [Ids](#ids)), is framed once, and is
+/// kept until the retention window evicts it. A [`Subscription`] is a stream of those
+/// frames from a cursor: first the retained events after the client's `Last-Event-ID`,
+/// then new ones as they are published, through the same read path.
 ///
 /// `EventLog` is a cheap handle: clones share the same log. See [`EventLogBuilder`] for the
 /// retention window, [`OnLag`] for slow subscribers and [`OnUnknownId`] for ids it cannot
@@ -43,14 +44,14 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let log = EventLog::new();
-/// for text in ["a", "b", "c"] {
-///     log.publish(Event::new().data(text));
-/// }
+/// let a = log.publish(Event::new().data("a"));
+/// let b = log.publish(Event::new().data("b"));
+/// let c = log.publish(Event::new().data("c"));
 ///
-/// // A client that saw event 1 reconnects: it gets 2 and 3, then whatever comes next.
-/// let events = log.subscribe(Some(&LastEventId::new("1")));
+/// // A client that saw `a` reconnects: it gets `b` and `c`, then whatever comes next.
+/// let events = log.subscribe(Some(&LastEventId::new(a.to_string())));
 /// let frames: Vec<_> = events.take(2).map(|frame| frame.into_bytes()).collect().await;
-/// assert_eq!(frames, ["id: 2\ndata: b\n\n", "id: 3\ndata: c\n\n"]);
+/// assert_eq!(frames, [format!("id: {b}\ndata: b\n\n"), format!("id: {c}\ndata: c\n\n")]);
 /// # }
 /// ```
 ///
@@ -77,17 +78,15 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 ///     }
 /// });
 ///
-/// for text in ["a", "b", "c"] {
-///     log.publish(Event::new().data(text));
-/// }
-/// let request = Request::get("/events").header("last-event-id", "1").body(()).unwrap();
+/// let [a, b, c] = ["a", "b", "c"].map(|text| log.publish(Event::new().data(text)));
+/// let request = Request::get("/events").header("last-event-id", a).body(()).unwrap();
 /// let body = events.oneshot(request).await.unwrap().into_body();
 /// let mut body = std::pin::pin!(body);
 /// let opening = body.frame().await.unwrap().unwrap().into_data().unwrap();
 /// assert_eq!(opening, ":\n\n");
 /// // Events that are ready together go out in one frame.
 /// let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
-/// assert_eq!(frame, "id: 2\ndata: b\n\nid: 3\ndata: c\n\n");
+/// assert_eq!(frame, format!("id: {b}\ndata: b\n\nid: {c}\ndata: c\n\n"));
 /// # }
 /// ```
 ///
@@ -99,12 +98,33 @@ const DEFAULT_GAP_EVENT: &str = "reset";
 /// mpsc, a broadcast receiver, a change feed) drives the log with [`feed`](Self::feed),
 /// which also turns a lagging source's losses into a gap event.
 ///
+/// # Ids
+///
+/// The log numbers its events itself, unless the caller gives ids
+/// ([`publish_with_u64_id`](Self::publish_with_u64_id),
+/// [`publish_with_id`](Self::publish_with_id)). Its numbers start from the clock: the
+/// first is the Unix time in milliseconds times 1024 (about 16 digits), and each next one
+/// is above every id any log of this process has numbered so far. So ids of two logs never
+/// meet, and a log made again (after a restart, or dropped and built anew) starts above
+/// the ids of the one before it: those are unknown to it, and a client that sends one gets
+/// the gap event ([`OnUnknownId`]), never a resume from the wrong place. This holds across
+/// restarts as long as the clock does not go back and the earlier process gave fewer than
+/// 1024 ids per millisecond on average (a million events a second).
+///
+/// A numeric `Last-Event-ID` resolves against the log's own range of numeric ids: below
+/// its first or above its newest it is unknown; within the range it must be one the log
+/// gave (too old once evicted); `0` is the start of the log.
+///
+/// A log whose first numeric id is the caller's counts on from the caller's numbers
+/// instead, and whether clients' ids stay valid across a restart is then the caller's
+/// to ensure, as with a database sequence that outlives the process.
+///
 /// # Storage
 ///
-/// Events live in memory, behind one lock held only to append, evict or copy out one frame
-/// handle. A backend on a shared store (for several server nodes) would take the place of
-/// that in-memory window; [`publish_with_id`](Self::publish_with_id) already lets a node
-/// feed events carrying the store's own ids (such as Redis stream ids), in order.
+/// Events live in this process's memory, behind one lock held only to append, evict or
+/// copy out one frame handle, and are gone when the process ends. For several server
+/// nodes sharing one log, `RedisLog` (feature `redis`) fills the same kind of window from
+/// a Redis stream.
 #[derive(Clone)]
 pub struct EventLog {
     inner: Arc<Inner>,
@@ -144,16 +164,20 @@ impl EventLog {
         &self.inner.window
     }
 
-    /// Appends `event` with the next sequence number as its id, replacing any id it had,
-    /// and wakes waiting subscriptions. Returns the sequence number.
+    /// Appends `event` with the log's next id, replacing any id it had, and wakes waiting
+    /// subscriptions. Returns the id.
     ///
-    /// The event is framed once here; subscriptions send that frame as is.
+    /// The event is framed once here; subscriptions send that frame as is. See
+    /// [Ids](Self#ids) for the numbers it gets.
     pub fn publish(&self, event: Event) -> u64 {
-        self.window()
-            .append(Named::Seq, |seq| event.id_u64(seq).encode())
+        self.publish_auto(|numbered| event.id_u64(numbered.id).encode())
     }
 
-    /// Publishes `value`'s JSON as an event's data, serializing it once.
+    fn publish_auto(&self, frame: impl FnOnce(Numbered) -> EncodedEvent) -> u64 {
+        self.window().append(frame).id
+    }
+
+    /// Publishes `value`'s JSON as an event's data, serializing it once. Returns the id.
     ///
     /// # Errors
     ///
@@ -166,65 +190,82 @@ impl EventLog {
         Ok(self.publish(Event::new().json_data(value)?))
     }
 
-    /// Appends `event` under the caller's `id` rather than the sequence number, replacing
-    /// any id it had. Returns the sequence number it got.
+    /// Appends `event` under the caller's `id`, replacing any id it had.
     ///
     /// Clients resume from such an id like from any other. This is how events that already
-    /// carry ids from elsewhere (a database, a Redis stream) are fed in, in their order.
-    /// When an id is used twice, resuming from it resumes after the later event. For a
-    /// numeric id, [`publish_with_u64_id`](Self::publish_with_u64_id) saves formatting it;
-    /// an `id` in canonical decimal (such as `"42"`, not `"042"`) is the same id as that
-    /// number.
+    /// carry ids from elsewhere (a database, a change feed) are fed in, in their order.
+    /// An `id` in canonical decimal (such as `"42"`, not `"042"`) is the number, as by
+    /// [`publish_with_u64_id`](Self::publish_with_u64_id), and must be above the log's last
+    /// numeric id. Any other text is looked up as it is: when a text id is used twice,
+    /// resuming from it resumes after the later event. Ids that name the same event after
+    /// a restart are the caller's to keep (see [Ids](Self#ids)).
     ///
     /// # Errors
     ///
-    /// When `id` holds a line break or NUL (see [`Event::id`]); nothing is published then.
+    /// When `id` holds a line break or NUL (see [`Event::id`]), or is a number not above
+    /// the log's last numeric id (its [`source`](std::error::Error::source) is then an
+    /// [`IdNotIncreasing`]); nothing is published then.
     pub fn publish_with_id(
         &self,
         id: impl Into<Cow<'static, str>>,
         event: Event,
-    ) -> Result<u64, EventError> {
+    ) -> Result<(), EventError> {
         let id = id.into();
-        if let Some(number) = parse_seq(&id) {
-            return Ok(self.publish_with_u64_id(number, event));
-        }
-        let external = Arc::<str>::from(id.as_ref());
+        let text = match WireId::parse(&id) {
+            WireId::Number(number) => {
+                return match self.publish_with_u64_id(number, event) {
+                    Ok(_) => Ok(()),
+                    Err(refused) => Err(EventError::id_not_increasing(refused)),
+                }
+            }
+            text => text,
+        };
         let event = event.id(id)?;
-        Ok(self
-            .window()
-            .append(Named::Caller(WireId::Text(external)), |_| event.encode()))
+        match self.window().append_caller(text, |_| event.encode()) {
+            Ok(_) => Ok(()),
+            Err(refused) => Err(EventError::id_not_increasing(refused)),
+        }
     }
 
     /// Appends `event` under the source's own numeric `id` (a database sequence, an
-    /// offset), replacing any id it had. Returns the sequence number it got.
+    /// offset), replacing any id it had. Returns `id`.
     ///
-    /// As [`publish_with_id`](Self::publish_with_id) with `id` in decimal, but nothing is
-    /// formatted or allocated for the id, and a client's `Last-Event-ID` is looked up as a
-    /// number. It cannot fail: a number is always a valid id.
+    /// Numeric ids must increase along a log, as a client's numeric `Last-Event-ID` is
+    /// placed by their order: `id` must be above the log's last numeric id, its own or the
+    /// caller's. Nothing is formatted or allocated for the id. A source whose numbers
+    /// outlive the process (a database sequence) also keeps its clients' ids valid across a
+    /// restart, which is then the source's to ensure (see [Ids](Self#ids)).
+    ///
+    /// # Errors
+    ///
+    /// [`IdNotIncreasing`] when `id` is not above the log's last numeric id; nothing is
+    /// published then.
     ///
     /// ```
     /// use futures_util::StreamExt;
     /// use tower_sse::{replay::EventLog, Event, LastEventId};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
+    /// # async fn main() -> Result<(), tower_sse::replay::IdNotIncreasing> {
     /// let log = EventLog::new();
     /// for (seq, text) in [(1001, "a"), (1002, "b")] {
-    ///     log.publish_with_u64_id(seq, Event::new().data(text));
+    ///     log.publish_with_u64_id(seq, Event::new().data(text))?;
     /// }
+    /// assert!(log.publish_with_u64_id(1002, Event::new().data("again")).is_err());
+    ///
     /// let mut events = log.subscribe(Some(&LastEventId::new("1001")));
     /// assert_eq!(events.next().await.unwrap().as_bytes(), "id: 1002\ndata: b\n\n");
+    /// # Ok(())
     /// # }
     /// ```
-    pub fn publish_with_u64_id(&self, id: u64, event: Event) -> u64 {
+    pub fn publish_with_u64_id(&self, id: u64, event: Event) -> Result<u64, IdNotIncreasing> {
         self.window()
-            .append(Named::Caller(WireId::Number(id)), |_| {
-                event.id_u64(id).encode()
-            })
+            .append_caller(WireId::Number(id), |_| event.id_u64(id).encode())
+            .map(|numbered| numbered.id)
     }
 
     /// Publishes the gap event for `missed` events a source lost before they reached the
-    /// log, under the next sequence number.
+    /// log, under the next automatic id.
     pub(super) fn publish_source_gap(&self, missed: u64) -> u64 {
         let window = self.window();
         Counters::add(&window.counters().source_lost, missed);
@@ -232,9 +273,20 @@ impl EventLog {
             missed,
             "sse event log's source lost events; subscribers get a gap event"
         );
-        window.append(Named::Seq, |seq| {
-            Gap::source_lagged(&window.config().gap, seq, missed).frame
+        self.publish_auto(|numbered| {
+            Gap::source_lagged(&window.config().gap, numbered.id, numbered.seq, missed).frame
         })
+    }
+
+    /// Leaves out a fed item whose number is not above the log's last; see
+    /// [`feed`](Self::feed).
+    pub(super) fn count_out_of_order(&self, refused: IdNotIncreasing) {
+        Counters::add(&self.window().counters().out_of_order, 1);
+        tracing::warn!(
+            id = refused.id(),
+            last = refused.last(),
+            "sse event log left out a fed event whose id is not above the last one"
+        );
     }
 
     /// A stream of the events after `last_event_id`, then of new events as they come.
@@ -244,7 +296,8 @@ impl EventLog {
     ///   `Last-Event-ID: 0`, which names the start of a log that has evicted nothing.
     /// - An id the log knows (a retained event, or the newest evicted one): the events
     ///   after it, then new ones. The newest event's id replays nothing.
-    /// - Any other id: [`OnUnknownId`] decides.
+    /// - Any other id: [`OnUnknownId`] decides; see there for which ids are unknown and
+    ///   which too old.
     ///
     /// Pass what [`SseLayer`](crate::SseLayer) put in the request's extensions:
     /// `log.subscribe(req.extensions().get::<LastEventId>())`.
@@ -252,12 +305,12 @@ impl EventLog {
         Subscription::start(self.inner.window.clone(), |store| match last_event_id {
             None => Resume::Live,
             Some(id) => match store.resolve(id.as_str()) {
-                Some(seq) => Resume::At {
+                Resolved::After(seq) => Resume::At {
                     cursor: seq + 1,
                     floor: None,
                 },
-                None if store.is_evicted_seq(id.as_str()) => Resume::Gap(GapReason::CursorTooOld),
-                None => Resume::Gap(GapReason::UnknownId),
+                Resolved::TooOld => Resume::Gap(GapReason::CursorTooOld),
+                Resolved::Unknown => Resume::Gap(GapReason::UnknownId),
             },
         })
     }
@@ -313,7 +366,9 @@ impl Default for EventLog {
 
 impl fmt::Debug for EventLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.window(), f)
+        f.debug_struct("EventLog")
+            .field("window", self.window())
+            .finish_non_exhaustive()
     }
 }
 
@@ -346,13 +401,13 @@ impl fmt::Debug for EventLog {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct EventLogBuilder {
-    config: Config,
+    config: WindowConfig,
 }
 
 impl Default for EventLogBuilder {
     fn default() -> Self {
         Self {
-            config: Config {
+            config: WindowConfig {
                 limits: Limits {
                     max_events: DEFAULT_MAX_EVENTS,
                     max_bytes: DEFAULT_MAX_BYTES,
@@ -423,7 +478,7 @@ impl EventLogBuilder {
         self.config.limits
     }
 
-    /// The window alone, for a backend that feeds it from elsewhere.
+    /// The window alone, for `RedisLog`, whose reader feeds it from a Redis stream.
     #[cfg(feature = "redis")]
     pub(super) fn into_window(self) -> Window {
         Window::new(self.config)

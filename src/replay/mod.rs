@@ -8,8 +8,18 @@
 //!   handler answers with behind [`SseLayer`](crate::SseLayer).
 //! - [`EventLog::feed`] publishes from any `Stream` ([`Feed`], [`FeedItem`], [`Lagged`]).
 //! - [`ReplayStats`] counts what a log has done.
+//! - [`LogRegistry`] keeps a log per key (rooms, users, documents): made on first use, evicted
+//!   when idle, at most `max_keys` of them ([`WhenFull`], [`RegistryFull`], [`KeySubscription`]).
 //! - `redis` (feature `redis`): `RedisLog`, the same window fed from a Redis stream shared by
 //!   several server nodes.
+//!
+//! Words, used in this one sense each throughout:
+//! - a **gap**: events a client will not get (evicted before it read or resumed, or lost
+//!   before they reached the log); it always hears of one, through the gap event.
+//! - **`reset`**: the default event type of the gap event on the wire.
+//! - **lagged**: a loss at the source ([`Lagged`]), or a subscription that fell behind the
+//!   window ([`OnLag`]); both end in a gap event.
+//! - an **unknown id**: a `Last-Event-ID` the log cannot place ([`OnUnknownId`]).
 //!
 //! ```
 //! use futures_util::StreamExt;
@@ -35,29 +45,41 @@
 //! | `feed.rs` | [`EventLog::feed`]: a log driven by a `Stream`, [`FeedItem`], [`Lagged`] |
 //! | `subscription.rs` | [`Subscription`]: the stream, one cursor per client |
 //! | `window.rs` | the window and its lock: publishers write it, subscriptions read it |
-//! | `store.rs` | the retained events in memory, in order, and how an id resolves to them |
+//! | `store/mod.rs` | the retained events in memory, in order, and how an id resolves to them |
+//! | `store/keyed.rs` | the same, appended and resolved by Redis stream id order (feature `redis`) |
+//! | `id.rs` | ids as written and read: canonical decimal numbers, the id an event went out with |
 //! | `waiters.rs` | wakers of subscriptions waiting for the next event |
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
+//! | `registry/` | [`LogRegistry`]: a log per key, made on first use, evicted when idle |
 //! | `redis/` | `RedisLog`: the window fed from a Redis stream (feature `redis`) |
 //!
 //! Imports run one way: `log` and `redis/` publish into a `window` and make
 //! `subscription`s of it; a `subscription` reads the `window`; the `window` keeps a
-//! `store`, its `waiters` and the `stats`.
+//! `store`, its `waiters` and the `stats`; every file that reads or writes an id does it
+//! through `id`.
 
 mod feed;
+mod id;
 mod log;
 mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod registry;
 mod stats;
 mod store;
 mod subscription;
 mod waiters;
 mod window;
 
+pub use crate::error::IdNotIncreasing;
+
 pub use self::feed::{Feed, FeedEnd, FeedItem, Lagged};
 pub use self::log::{EventLog, EventLogBuilder};
 pub use self::policy::{OnLag, OnUnknownId};
+pub use self::registry::{
+    KeyStats, KeySubscription, LogRegistry, LogRegistryBuilder, RegistryFull, RegistryStats,
+    WhenFull,
+};
 pub use self::stats::ReplayStats;
 pub use self::subscription::Subscription;

@@ -3,7 +3,7 @@
 
 use crate::event::{EncodedEvent, Event};
 
-use super::store::WireId;
+use super::id::WireId;
 
 /// What a subscription does when it falls behind the retention window: events it had not
 /// read yet were evicted before it read them.
@@ -18,16 +18,14 @@ use super::store::WireId;
 /// # async fn main() {
 /// let log = EventLog::builder().max_events(2).on_lag(OnLag::SkipAhead).build();
 /// let mut slow = log.subscribe(None);
-/// for text in ["a", "b", "c"] {
-///     log.publish(Event::new().data(text));
-/// }
-/// // Event 1 went before `slow` read it: it hears of the gap, then goes on from 2.
+/// let [a, b, _] = ["a", "b", "c"].map(|text| log.publish(Event::new().data(text)));
+/// // `a` went before `slow` read it: it hears of the gap, then goes on from `b`.
 /// let gap = slow.next().await.unwrap();
 /// assert_eq!(
-///     gap.as_bytes(),
-///     "id: 1\nevent: reset\ndata: {\"reason\":\"lagged\",\"resume_from\":2}\n\n",
+///     gap.into_bytes(),
+///     format!("id: {a}\nevent: reset\ndata: {{\"reason\":\"lagged\",\"resume_from\":2}}\n\n"),
 /// );
-/// assert_eq!(slow.next().await.unwrap().as_bytes(), "id: 2\ndata: b\n\n");
+/// assert_eq!(slow.next().await.unwrap().into_bytes(), format!("id: {b}\ndata: b\n\n"));
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,20 +43,34 @@ pub enum OnLag {
     SkipAhead,
 }
 
-/// What [`EventLog::subscribe`](crate::replay::EventLog::subscribe) does with a `Last-Event-ID` it
-/// cannot resume from: an id evicted from the window, one it never assigned (for example
-/// from before a restart), or one from the future.
+/// What [`EventLog::subscribe`](crate::replay::EventLog::subscribe) does with a
+/// `Last-Event-ID` it cannot resume from.
+///
+/// An id is **too old** when the log gave it but the events after it have left the
+/// window. It is **unknown** when the log never gave it or has forgotten it:
+///
+/// - a number below the log's first numeric id: from before this log was made (an earlier
+///   process, or a log of the same name dropped and made again) or from another log;
+/// - a number above the log's newest numeric id: from another log, or from the future;
+/// - a number within that range that names none of the retained events (nor the newest
+///   evicted one): the log never gave it;
+/// - text that names none of them (text ids are forgotten once evicted), or a number
+///   spelled otherwise than in canonical decimal (`"07"`).
+///
+/// Both get the gap event, then what this policy says. See
+/// [`EventLog`'s ids](crate::replay::EventLog#ids) for why an id from before a restart can
+/// never be taken for one of a new log's.
 ///
 /// The gap event is an event of type `reset` (see
 /// [`EventLogBuilder::gap_event`](crate::replay::EventLogBuilder::gap_event)) whose data is JSON such
 /// as `{"reason":"cursor_too_old","resume_from":5}`. The reason is `cursor_too_old` for an
-/// id the log assigned that has been evicted, `unknown_id` for any other id, `lagged`
-/// under [`OnLag::SkipAhead`], and `source_lagged` for events a fed source lost (see
-/// [`EventLog::feed`](crate::replay::EventLog::feed); its data also says how many were `missed`);
-/// `resume_from` is the sequence number of the next event sent,
-/// which is its id for events published with [`EventLog::publish`](crate::replay::EventLog::publish).
-/// The gap event's own id is that of the event just before, so the browser's last id moves
-/// on and a reconnect right after it loses nothing more.
+/// id that is too old, `unknown_id` for an unknown one, `lagged` under
+/// [`OnLag::SkipAhead`], and `source_lagged` for events a fed source lost (see
+/// [`EventLog::feed`](crate::replay::EventLog::feed); its data also says how many were `missed`).
+/// `resume_from` is the place in the log of the next event sent, counting from 1 for the
+/// first event the log held; it is not an id. The gap event's own id is that of the event
+/// just before (`0`, the start of the log, when nothing was evicted), so the browser's last
+/// id moves on and a reconnect right after it loses nothing more.
 ///
 /// # Example
 ///
@@ -69,16 +81,18 @@ pub enum OnLag {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let log = EventLog::builder().max_events(2).build();
-/// for text in ["a", "b", "c"] {
-///     log.publish(Event::new().data(text));
-/// }
+/// let [a, b, _] = ["a", "b", "c"].map(|text| log.publish(Event::new().data(text)));
 /// // The default, ResetFromOldest: the gap, then every retained event.
 /// let mut events = log.subscribe(Some(&LastEventId::new("restarted-server-id")));
 /// assert_eq!(
-///     events.next().await.unwrap().as_bytes(),
-///     "id: 1\nevent: reset\ndata: {\"reason\":\"unknown_id\",\"resume_from\":2}\n\n",
+///     events.next().await.unwrap().into_bytes(),
+///     format!("id: {a}\nevent: reset\ndata: {{\"reason\":\"unknown_id\",\"resume_from\":2}}\n\n"),
 /// );
-/// assert_eq!(events.next().await.unwrap().as_bytes(), "id: 2\ndata: b\n\n");
+/// assert_eq!(events.next().await.unwrap().into_bytes(), format!("id: {b}\ndata: b\n\n"));
+///
+/// // An id from before a restart is below this log's first id: unknown as well.
+/// let mut events = log.subscribe(Some(&LastEventId::new("3")));
+/// assert!(events.next().await.unwrap().as_bytes().ends_with(b"\"unknown_id\",\"resume_from\":2}\n\n"));
 ///
 /// let strict = EventLog::builder().on_unknown_id(OnUnknownId::NoContent).build();
 /// let response = strict.response(Some(&LastEventId::new("41")));
@@ -158,17 +172,18 @@ impl Gap {
         }
     }
 
-    /// Frames the gap event a log publishes as its event `seq` when its source lost
-    /// `missed` events: every subscriber reads it in order, like any other event.
-    pub(super) fn source_lagged(template: &Event, seq: u64, missed: u64) -> Self {
+    /// Frames the gap event a log publishes, with id `id` at sequence number `seq`, when
+    /// its source lost `missed` events: every subscriber reads it in order, like any other
+    /// event.
+    pub(super) fn source_lagged(template: &Event, id: u64, seq: u64, missed: u64) -> Self {
         let reason = GapReason::SourceLagged;
-        let resume_from = seq + 1;
+        let resume_from = seq.saturating_add(1);
         let data = format!(
             "{{\"reason\":\"{}\",\"missed\":{missed},\"resume_from\":{resume_from}}}",
             reason.as_str()
         );
         Self {
-            frame: template.clone().id_u64(seq).data(data).encode(),
+            frame: template.clone().id_u64(id).data(data).encode(),
             reason,
             resume_from,
         }

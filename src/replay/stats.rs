@@ -18,8 +18,10 @@ pub struct ReplayStats {
     /// Events sent to subscriptions that had been published before they subscribed, i.e.
     /// sent to catch up after a reconnect.
     pub replayed: u64,
-    /// Gap events sent, for unknown ids and for subscriptions that skipped ahead.
-    pub gap_signals: u64,
+    /// Gap events sent to subscriptions: for ids they cannot resume from, and under
+    /// [`OnLag::SkipAhead`](crate::replay::OnLag::SkipAhead). Gap events a feed published for
+    /// its source's losses count in `published`, not here.
+    pub gap_events: u64,
     /// Subscriptions ended because they fell behind the window ([`OnLag::Disconnect`]).
     ///
     /// [`OnLag::Disconnect`]: crate::replay::OnLag::Disconnect
@@ -34,6 +36,9 @@ pub struct ReplayStats {
     /// broadcast receiver; see [`EventLog::feed`](crate::replay::EventLog::feed)). Each loss is
     /// published as one gap event, which `published` counts like any other event.
     pub source_lost: u64,
+    /// Numbered items a feed left out because their number was not above the log's last
+    /// numeric id (see [`EventLog::feed`](crate::replay::EventLog::feed)).
+    pub out_of_order: u64,
 }
 
 /// The shared counters behind [`ReplayStats`]; relaxed, as they order nothing.
@@ -42,11 +47,12 @@ pub(super) struct Counters {
     pub(super) published: AtomicU64,
     pub(super) evicted: AtomicU64,
     pub(super) replayed: AtomicU64,
-    pub(super) gap_signals: AtomicU64,
+    pub(super) gap_events: AtomicU64,
     pub(super) lag_disconnects: AtomicU64,
     pub(super) rejected: AtomicU64,
     pub(super) live_subscribers: AtomicU64,
     pub(super) source_lost: AtomicU64,
+    pub(super) out_of_order: AtomicU64,
 }
 
 impl Counters {
@@ -62,11 +68,12 @@ impl Counters {
             published: read(&self.published),
             evicted: read(&self.evicted),
             replayed: read(&self.replayed),
-            gap_signals: read(&self.gap_signals),
+            gap_events: read(&self.gap_events),
             lag_disconnects: read(&self.lag_disconnects),
             rejected: read(&self.rejected),
             live_subscribers: read(&self.live_subscribers),
             source_lost: read(&self.source_lost),
+            out_of_order: read(&self.out_of_order),
         }
     }
 }

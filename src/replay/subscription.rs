@@ -34,7 +34,7 @@ pub struct Subscription {
     cursor: Cursor,
     /// Sent before anything else.
     gap: Option<Gap>,
-    phase: Phase,
+    state: SubscriptionState,
     replay_end: u64,
     /// Replayed events not yet added to the shared counter, which is touched once per
     /// catch-up rather than once per event.
@@ -42,7 +42,7 @@ pub struct Subscription {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum SubscriptionState {
     Reading,
     Ended,
     Rejected,
@@ -53,10 +53,10 @@ impl Subscription {
     pub(super) fn start(window: Arc<Window>, resolve: impl FnOnce(&MemoryStore) -> Resume) -> Self {
         let (start, gap) = window.start(resolve);
         let counters = window.counters();
-        let (phase, cursor, replay_end) = match start {
+        let (state, cursor, replay_end) = match start {
             Start::At { cursor, replay_end } => {
                 Counters::add(&counters.live_subscribers, 1);
-                (Phase::Reading, cursor, replay_end)
+                (SubscriptionState::Reading, cursor, replay_end)
             }
             Start::Rejected => {
                 Counters::add(&counters.rejected, 1);
@@ -66,14 +66,14 @@ impl Subscription {
                     floor: None,
                     slot: None,
                 };
-                (Phase::Rejected, cursor, 0)
+                (SubscriptionState::Rejected, cursor, 0)
             }
         };
         Self {
             window,
             cursor,
             gap,
-            phase,
+            state,
             replay_end,
             replayed: 0,
         }
@@ -83,22 +83,22 @@ impl Subscription {
     /// [`OnUnknownId::NoContent`](crate::replay::OnUnknownId::NoContent): the stream is empty, and
     /// the response should be `204 No Content` so that `EventSource` stops reconnecting.
     pub fn is_rejected(&self) -> bool {
-        self.phase == Phase::Rejected
+        self.state == SubscriptionState::Rejected
     }
 
     fn send_gap(&mut self, gap: Gap) -> EncodedEvent {
-        Counters::add(&self.window.counters().gap_signals, 1);
+        Counters::add(&self.window.counters().gap_events, 1);
         tracing::debug!(
             reason = gap.reason.as_str(),
             resume_from = gap.resume_from,
-            "sse replay gap signalled"
+            "sse replay sent a gap event"
         );
         gap.frame
     }
 
     fn end(&mut self) {
-        if self.phase == Phase::Reading {
-            self.phase = Phase::Ended;
+        if self.state == SubscriptionState::Reading {
+            self.state = SubscriptionState::Ended;
             self.window
                 .counters()
                 .live_subscribers
@@ -120,7 +120,7 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<EncodedEvent>> {
         let this = self.get_mut();
-        if this.phase != Phase::Reading {
+        if this.state != SubscriptionState::Reading {
             return Poll::Ready(None);
         }
         if let Some(gap) = this.gap.take() {
@@ -160,18 +160,18 @@ impl Stream for Subscription {
     }
 
     /// At least the pending gap event; no upper bound while it reads, as the log may
-    /// grow, and no more lower bound than that, as eviction may end or skip the stream.
+    /// grow, and no more lower bound than that, as eviction may end the stream or move it ahead.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match self.phase {
-            Phase::Reading => (usize::from(self.gap.is_some()), None),
-            Phase::Ended | Phase::Rejected => (0, Some(0)),
+        match self.state {
+            SubscriptionState::Reading => (usize::from(self.gap.is_some()), None),
+            SubscriptionState::Ended | SubscriptionState::Rejected => (0, Some(0)),
         }
     }
 }
 
 impl FusedStream for Subscription {
     fn is_terminated(&self) -> bool {
-        self.phase != Phase::Reading
+        self.state != SubscriptionState::Reading
     }
 }
 
@@ -188,128 +188,8 @@ impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("cursor", &self.cursor.next)
-            .field("phase", &self.phase)
+            .field("state", &self.state)
             .field("gap_pending", &self.gap.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// Windows fed by keys, as the Redis reader feeds them.
-#[cfg(all(test, feature = "redis"))]
-mod tests {
-    use super::*;
-    use futures_util::{FutureExt, StreamExt};
-
-    /// A window fed by keys, as the Redis reader feeds it: resuming by order.
-    #[cfg(feature = "redis")]
-    mod keyed {
-        use super::*;
-        use crate::event::Event;
-        use crate::replay::log::EventLog;
-
-        fn feed(log: &Window, keys: &[u128]) {
-            log.feed(|store, limits| {
-                for &key in keys {
-                    let id: Arc<str> = Arc::from(key.to_string());
-                    let frame = Event::new().id(key.to_string()).unwrap().encode();
-                    store.append_keyed(key, id, frame, None);
-                }
-                (keys.len() as u64, store.evict(limits, None))
-            });
-        }
-
-        fn at(log: &Arc<Window>, key: u128) -> Subscription {
-            Subscription::start(log.clone(), |store| match store.resolve_key(key) {
-                Some(cursor) => Resume::At {
-                    cursor,
-                    floor: Some(key),
-                },
-                None => Resume::Gap(GapReason::CursorTooOld),
-            })
-        }
-
-        fn ready_keys(subscription: &mut Subscription) -> Vec<String> {
-            let mut keys = Vec::new();
-            while let Some(frame) = subscription.next().now_or_never() {
-                let frame = frame.expect("does not end");
-                let text = std::str::from_utf8(frame.as_bytes()).unwrap().to_owned();
-                keys.push(text);
-                assert!(keys.len() < 100);
-            }
-            keys
-        }
-
-        fn ids(keys: &[u128]) -> Vec<String> {
-            keys.iter().map(|key| format!("id: {key}\n\n")).collect()
-        }
-
-        #[test]
-        fn ids_resolve_by_order() {
-            let log = Arc::new(EventLog::builder().max_events(3).into_window());
-            log.feed(|store, _| {
-                store.start_after(5, Arc::from("5"));
-                (0, 0)
-            });
-            feed(&log, &[10, 20, 30]);
-            assert_eq!(
-                ready_keys(&mut at(&log, 5)),
-                ids(&[10, 20, 30]),
-                "the boundary"
-            );
-            assert_eq!(ready_keys(&mut at(&log, 10)), ids(&[20, 30]));
-            // Between two events: the first one after it.
-            assert_eq!(ready_keys(&mut at(&log, 25)), ids(&[30]));
-            let mut old = at(&log, 4);
-            let gap = ready_keys(&mut old);
-            assert!(gap[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""));
-            assert_eq!(gap[1..], ids(&[10, 20, 30]));
-        }
-
-        #[test]
-        fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
-            let log = Arc::new(EventLog::builder().into_window());
-            feed(&log, &[10]);
-            // The client saw 30 on another node; 20 and 30 have not reached this one.
-            let mut ahead = at(&log, 30);
-            assert!(ready_keys(&mut ahead).is_empty());
-            feed(&log, &[20]);
-            assert!(ready_keys(&mut ahead).is_empty());
-            feed(&log, &[30, 40]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
-            feed(&log, &[50]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[50]));
-        }
-
-        #[test]
-        fn events_evicted_below_the_floor_are_not_a_lag() {
-            let log = Arc::new(EventLog::builder().max_events(2).into_window());
-            let mut ahead = at(&log, 30);
-            assert!(ready_keys(&mut ahead).is_empty());
-            // 10 and 20 come and go before the subscription reads: it did not need them.
-            feed(&log, &[10, 20, 30, 40]);
-            assert_eq!(ready_keys(&mut ahead), ids(&[40]));
-            assert_eq!(log.stats().lag_disconnects, 0);
-        }
-
-        #[test]
-        fn a_skip_puts_every_subscription_behind_the_window() {
-            let log = Arc::new(EventLog::builder().into_window());
-            feed(&log, &[10]);
-            let mut live = Subscription::start(log.clone(), |_| Resume::Live);
-            assert!(ready_keys(&mut live).is_empty());
-            log.feed(|store, _| (0, store.skip_to(40, Arc::from("40"))));
-            feed(&log, &[50]);
-            // Events 20 to 40 never reached the window: the default policy disconnects.
-            assert!(live.next().now_or_never().unwrap().is_none());
-            assert_eq!(log.stats().lag_disconnects, 1);
-            let mut again = at(&log, 10);
-            let frames = ready_keys(&mut again);
-            assert!(
-                frames[0].starts_with("id: 40\nevent: reset\n"),
-                "{frames:?}"
-            );
-            assert_eq!(frames[1..], ids(&[50]));
-            assert_eq!(ready_keys(&mut at(&log, 40)), ids(&[50]));
-        }
     }
 }

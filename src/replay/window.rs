@@ -2,6 +2,7 @@
 //! into it ([`EventLog`](crate::replay::EventLog), the Redis reader) and the subscriptions that read
 //! from it. Neither side knows the other; both know only this.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -10,14 +11,18 @@ use tokio::time::Instant;
 
 use crate::event::{EncodedEvent, Event};
 
+use super::id::WireId;
+use crate::error::IdNotIncreasing;
+
+use super::id::next_clock_id;
 use super::policy::{Gap, GapReason, OnLag, OnUnknownId};
 use super::stats::{Counters, ReplayStats};
-use super::store::{Limits, MemoryStore, WireId};
+use super::store::{number_key, Limits, MemoryStore};
 use super::waiters::Waiters;
 
 /// How a window keeps events and treats clients that cannot go on from where they are.
 #[derive(Debug, Clone)]
-pub(super) struct Config {
+pub(super) struct WindowConfig {
     pub(super) limits: Limits,
     pub(super) on_lag: OnLag,
     pub(super) on_unknown_id: OnUnknownId,
@@ -27,10 +32,10 @@ pub(super) struct Config {
 
 /// The window and what guards it.
 pub(super) struct Window {
-    config: Config,
-    /// Serializes publishers and holds the next sequence number, so that the costly part of
+    config: WindowConfig,
+    /// Serializes publishers and numbers their events, so that the costly part of
     /// publishing (framing) runs outside the lock subscriptions read through.
-    publisher: Mutex<u64>,
+    publisher: Mutex<Numbering>,
     state: Mutex<State>,
     counters: Counters,
 }
@@ -89,13 +94,132 @@ pub(super) enum Read {
     },
 }
 
-/// What a publisher hands the window besides the frame: the id a client may name it by.
+/// The numbers an appended event gets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Numbered {
+    /// Its place in the window.
+    pub(super) seq: u64,
+    /// Its numeric id: automatic, or the caller's number (for a text id, the number
+    /// before it).
+    pub(super) id: u64,
+}
+
+/// How publishers number events; behind the publishers' lock.
+///
+/// Numeric ids increase along a window, so that a numeric `Last-Event-ID` resolves by
+/// order. Automatic ids come from the clock (see `id.rs`), unless the window's first
+/// numeric id was the caller's: then they count on from the caller's, so that a source
+/// with its own small numbers can mix in the log's events (a feed's gap events) without
+/// leaping ahead of its next number.
 #[derive(Debug)]
-pub(super) enum Named {
-    /// Its sequence number.
-    Seq,
-    /// The caller's id (numeric or text), already in the frame.
-    Caller(WireId),
+struct Numbering {
+    next_seq: u64,
+    /// The newest numeric id; 0 before the first.
+    last_id: u64,
+    /// Events with a text id since the newest numeric one: they are keyed after its key.
+    texts_since: u64,
+    /// Whether the first numeric id was the caller's; `None` before it.
+    caller_first: Option<bool>,
+}
+
+/// An event's numbers before it is appended.
+#[derive(Debug)]
+struct Assigned {
+    numbered: Numbered,
+    key: u128,
+    id: WireId,
+    /// Whether it takes a new number (rather than being keyed after the last one).
+    numbers: bool,
+    /// Whether the number is the caller's.
+    by_caller: bool,
+}
+
+impl Numbering {
+    fn new() -> Self {
+        Self {
+            next_seq: 1,
+            last_id: 0,
+            texts_since: 0,
+            caller_first: None,
+        }
+    }
+
+    fn number(&self, id: u64, by_caller: bool) -> Assigned {
+        Assigned {
+            numbered: Numbered {
+                seq: self.next_seq,
+                id,
+            },
+            key: number_key(id),
+            id: WireId::Number(id),
+            numbers: true,
+            by_caller,
+        }
+    }
+
+    /// Numbers the next event with the next automatic id; changes nothing but the
+    /// process-wide high-water mark.
+    fn assign_auto(&self) -> Assigned {
+        let next = match self.caller_first {
+            Some(true) => self.last_id.checked_add(1),
+            None | Some(false) => next_clock_id(self.last_id),
+        };
+        match next {
+            Some(id) => self.number(id, false),
+            None => self.past_the_last_number(),
+        }
+    }
+
+    /// Numbers the next event with the caller's `id`, which when numeric must be above
+    /// the last numeric id; changes nothing.
+    fn assign_caller(&self, id: WireId) -> Result<Assigned, IdNotIncreasing> {
+        match id {
+            WireId::Number(id) if id > self.last_id => Ok(self.number(id, true)),
+            WireId::Number(id) => Err(IdNotIncreasing::new(id, self.last_id)),
+            text @ WireId::Text(_) => Ok(Assigned {
+                numbered: Numbered {
+                    seq: self.next_seq,
+                    id: self.last_id,
+                },
+                key: self.text_key(),
+                id: text,
+                numbers: false,
+                by_caller: true,
+            }),
+        }
+    }
+
+    /// After a caller's id of `u64::MAX` no number is left: later automatic events repeat
+    /// it (keyed like text, so the window's order holds), and a client that resumes from
+    /// it gets them again. Logged, as it is the caller's doing.
+    fn past_the_last_number(&self) -> Assigned {
+        tracing::error!("sse event log has no id left above u64::MAX; its events repeat it");
+        Assigned {
+            numbered: Numbered {
+                seq: self.next_seq,
+                id: self.last_id,
+            },
+            key: self.text_key(),
+            id: WireId::Number(self.last_id),
+            numbers: false,
+            by_caller: false,
+        }
+    }
+
+    fn text_key(&self) -> u128 {
+        number_key(self.last_id) + u128::from(self.texts_since) + 1
+    }
+
+    fn commit(&mut self, assigned: &Assigned) {
+        self.next_seq = assigned.numbered.seq + 1;
+        if assigned.numbers {
+            self.last_id = assigned.numbered.id;
+            self.texts_since = 0;
+            self.caller_first.get_or_insert(assigned.by_caller);
+        } else {
+            self.texts_since += 1;
+        }
+    }
 }
 
 /// Locks, recovering from poisoning: no critical section here leaves the state half
@@ -105,10 +229,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Window {
-    pub(super) fn new(config: Config) -> Self {
+    pub(super) fn new(config: WindowConfig) -> Self {
         Self {
             config,
-            publisher: Mutex::new(1),
+            publisher: Mutex::new(Numbering::new()),
             state: Mutex::new(State {
                 store: MemoryStore::new(),
                 waiters: Waiters::default(),
@@ -117,7 +241,7 @@ impl Window {
         }
     }
 
-    pub(super) fn config(&self) -> &Config {
+    pub(super) fn config(&self) -> &WindowConfig {
         &self.config
     }
 
@@ -129,29 +253,55 @@ impl Window {
         self.counters.snapshot()
     }
 
-    /// Appends the frame `frame` makes for the next sequence number, and wakes waiting
-    /// readers. Returns the sequence number.
+    /// Appends the frame `frame` makes for the next automatic id, and wakes waiting
+    /// readers. Returns the event's numbers.
     ///
     /// `frame` runs under the publishers' lock only, not the one readers take.
-    pub(super) fn append(&self, named: Named, frame: impl FnOnce(u64) -> EncodedEvent) -> u64 {
-        let mut next_seq = lock(&self.publisher);
-        let seq = *next_seq;
-        let frame = frame(seq);
+    pub(super) fn append(&self, frame: impl FnOnce(Numbered) -> EncodedEvent) -> Numbered {
+        let appended = self.append_as(
+            |numbering| Ok::<_, Infallible>(numbering.assign_auto()),
+            frame,
+        );
+        match appended {
+            Ok(numbered) => numbered,
+            Err(never) => match never {},
+        }
+    }
+
+    /// As [`append`](Self::append), under the caller's `id`, already in the frame.
+    ///
+    /// # Errors
+    ///
+    /// A caller's numeric id not above the last one; nothing is appended then.
+    pub(super) fn append_caller(
+        &self,
+        id: WireId,
+        frame: impl FnOnce(Numbered) -> EncodedEvent,
+    ) -> Result<Numbered, IdNotIncreasing> {
+        self.append_as(|numbering| numbering.assign_caller(id), frame)
+    }
+
+    fn append_as<E>(
+        &self,
+        assign: impl FnOnce(&Numbering) -> Result<Assigned, E>,
+        frame: impl FnOnce(Numbered) -> EncodedEvent,
+    ) -> Result<Numbered, E> {
+        let mut numbering = lock(&self.publisher);
+        let assigned = assign(&numbering)?;
+        let numbered = assigned.numbered;
+        let frame = frame(numbered);
         let limits = &self.config.limits;
         let at = limits.max_age.map(|_| Instant::now());
+        numbering.commit(&assigned);
         let (evicted, bytes_bound, wakers) = {
             let mut state = lock(&self.state);
-            let external = match named {
-                Named::Seq => None,
-                Named::Caller(id) => Some(id),
-            };
-            state.store.append(seq, frame, external, at);
+            let Assigned { key, id, .. } = assigned;
+            state.store.append(numbered.seq, key, frame, id, at);
             let evicted = state.store.evict(limits, at);
             let bytes_bound = state.store.take_bytes_bound();
             (evicted, bytes_bound, state.waiters.take_armed())
         };
-        *next_seq = seq + 1;
-        drop(next_seq);
+        drop(numbering);
 
         Counters::add(&self.counters.published, 1);
         Counters::add(&self.counters.evicted, evicted);
@@ -159,7 +309,7 @@ impl Window {
         for waker in wakers {
             waker.wake();
         }
-        seq
+        Ok(numbered)
     }
 
     /// Runs `change` on the store under both locks, then wakes waiting readers.
@@ -169,17 +319,17 @@ impl Window {
     #[cfg(feature = "redis")]
     pub(super) fn feed(&self, change: impl FnOnce(&mut MemoryStore, &Limits) -> (u64, u64)) {
         // Keeps `append` (never called on such a window) in step with the store.
-        let mut next_seq = lock(&self.publisher);
+        let mut numbering = lock(&self.publisher);
         let (appended, evicted, bytes_bound, wakers) = {
             let mut state = lock(&self.state);
             let (appended, evicted) = change(&mut state.store, &self.config.limits);
-            *next_seq = state.store.next_seq();
+            numbering.next_seq = state.store.next_seq();
             let bytes_bound = state.store.take_bytes_bound();
             // Every change matters to waiting readers: even one that appends and evicts
-            // nothing may have left a hole in the sequence numbers.
+            // nothing may have opened a gap in the sequence numbers.
             (appended, evicted, bytes_bound, state.waiters.take_armed())
         };
-        drop(next_seq);
+        drop(numbering);
         Counters::add(&self.counters.published, appended);
         Counters::add(&self.counters.evicted, evicted);
         self.warn_bytes_bound(bytes_bound);
@@ -312,11 +462,180 @@ impl fmt::Debug for Window {
             let store = &state.store;
             (store.first_seq(), store.next_seq(), store.bytes())
         };
-        f.debug_struct("EventLog")
+        f.debug_struct("Window")
             .field("retained", &(first..next))
             .field("retained_bytes", &bytes)
             .field("config", &self.config)
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// A window fed by keys, as the Redis reader feeds it: ids resolve by order.
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use futures_util::task::noop_waker;
+
+    fn window(max_events: usize) -> Window {
+        Window::new(WindowConfig {
+            limits: Limits {
+                max_events,
+                max_bytes: usize::MAX,
+                max_age: None,
+            },
+            on_lag: OnLag::Disconnect,
+            on_unknown_id: OnUnknownId::ResetFromOldest,
+            gap: Event::new().event("reset").unwrap(),
+        })
+    }
+
+    fn feed(window: &Window, keys: &[u128]) {
+        window.feed(|store, limits| {
+            for &key in keys {
+                let id: Arc<str> = Arc::from(key.to_string());
+                let frame = Event::new().id(key.to_string()).unwrap().encode();
+                store.append_keyed(key, id, frame, None);
+            }
+            (keys.len() as u64, store.evict(limits, None))
+        });
+    }
+
+    /// A reader placed as `RedisLog::subscribe` places one that last saw `key`.
+    fn at(window: &Window, key: u128) -> Reader {
+        let (start, gap) = window.start(|store| match store.resolve_key(key) {
+            Some(cursor) => Resume::At {
+                cursor,
+                floor: Some(key),
+            },
+            None => Resume::Gap(GapReason::CursorTooOld),
+        });
+        Reader::new(start, gap)
+    }
+
+    fn live(window: &Window) -> Reader {
+        let (start, gap) = window.start(|_| Resume::Live);
+        Reader::new(start, gap)
+    }
+
+    /// What a subscription does with a window, without its policies: the frames ready at
+    /// its cursor, and whether it found itself behind the window.
+    struct Reader {
+        cursor: Cursor,
+        gap: Option<Gap>,
+    }
+
+    impl Reader {
+        fn new(start: Start, gap: Option<Gap>) -> Self {
+            match start {
+                Start::At { cursor, .. } => Self { cursor, gap },
+                Start::Rejected => panic!("the default policy does not refuse"),
+            }
+        }
+
+        fn ready(&mut self, window: &Window) -> (Vec<String>, bool) {
+            let mut frames: Vec<String> = self
+                .gap
+                .take()
+                .map(|gap| text(&gap.frame))
+                .into_iter()
+                .collect();
+            let waker = noop_waker();
+            loop {
+                assert!(frames.len() < 100);
+                match window.read(&mut self.cursor, &waker) {
+                    Read::Frame(frame) => {
+                        self.cursor.next += 1;
+                        frames.push(text(&frame));
+                    }
+                    Read::Wait => return (frames, false),
+                    Read::Behind { .. } => return (frames, true),
+                }
+            }
+        }
+
+        fn frames(&mut self, window: &Window) -> Vec<String> {
+            let (frames, behind) = self.ready(window);
+            assert!(!behind, "behind the window");
+            frames
+        }
+    }
+
+    fn text(frame: &EncodedEvent) -> String {
+        String::from_utf8(frame.as_bytes().to_vec()).unwrap()
+    }
+
+    fn ids(keys: &[u128]) -> Vec<String> {
+        keys.iter().map(|key| format!("id: {key}\n\n")).collect()
+    }
+
+    #[test]
+    fn ids_resolve_by_order() {
+        let window = window(3);
+        window.feed(|store, _| {
+            store.start_after(5, Arc::from("5"));
+            (0, 0)
+        });
+        feed(&window, &[10, 20, 30]);
+        assert_eq!(
+            at(&window, 5).frames(&window),
+            ids(&[10, 20, 30]),
+            "the boundary"
+        );
+        assert_eq!(at(&window, 10).frames(&window), ids(&[20, 30]));
+        // Between two events: the first one after it.
+        assert_eq!(at(&window, 25).frames(&window), ids(&[30]));
+        let frames = at(&window, 4).frames(&window);
+        assert!(
+            frames[0].starts_with("id: 5\nevent: reset\ndata: {\"reason\":\"cursor_too_old\""),
+            "{frames:?}"
+        );
+        assert_eq!(frames[1..], ids(&[10, 20, 30]));
+    }
+
+    #[test]
+    fn an_id_not_received_yet_leaves_out_the_events_up_to_it() {
+        let window = window(1024);
+        feed(&window, &[10]);
+        // The client saw 30 on another node; 20 and 30 have not reached this one.
+        let mut ahead = at(&window, 30);
+        assert!(ahead.frames(&window).is_empty());
+        feed(&window, &[20]);
+        assert!(ahead.frames(&window).is_empty());
+        feed(&window, &[30, 40]);
+        assert_eq!(ahead.frames(&window), ids(&[40]));
+        feed(&window, &[50]);
+        assert_eq!(ahead.frames(&window), ids(&[50]));
+    }
+
+    #[test]
+    fn events_evicted_below_the_floor_are_not_a_lag() {
+        let window = window(2);
+        let mut ahead = at(&window, 30);
+        assert!(ahead.frames(&window).is_empty());
+        // 10 and 20 come and go before the reader reads: it did not need them.
+        feed(&window, &[10, 20, 30, 40]);
+        assert_eq!(ahead.frames(&window), ids(&[40]));
+    }
+
+    #[test]
+    fn a_gap_puts_every_reader_behind_the_window() {
+        let window = window(1024);
+        feed(&window, &[10]);
+        let mut live = live(&window);
+        assert!(live.frames(&window).is_empty());
+        window.feed(|store, _| (0, store.gap_to(40, Arc::from("40"))));
+        feed(&window, &[50]);
+        // Events 20 to 40 never reached the window: the reader is behind it.
+        assert_eq!(live.ready(&window), (vec![], true));
+        let frames = at(&window, 10).frames(&window);
+        assert!(
+            frames[0].starts_with("id: 40\nevent: reset\n"),
+            "{frames:?}"
+        );
+        assert_eq!(frames[1..], ids(&[50]));
+        assert_eq!(at(&window, 40).frames(&window), ids(&[50]));
     }
 }

@@ -1,7 +1,6 @@
-//! The other side of the wire: the decoder against the WHATWG reference, and the relay example.
+//! The other side of the wire: the decoder against the WHATWG reference.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod decode;
-mod relay;

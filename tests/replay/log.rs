@@ -10,7 +10,7 @@ use futures_util::stream::{FusedStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tower_sse::{
-    replay::{EventLog, OnLag, OnUnknownId, Subscription},
+    replay::{EventLog, IdNotIncreasing, OnLag, OnUnknownId, Subscription},
     EncodedEvent, Event, LastEventId,
 };
 
@@ -31,8 +31,8 @@ fn text(frame: &EncodedEvent) -> &str {
     std::str::from_utf8(frame.as_bytes()).expect("frames are UTF-8")
 }
 
-fn last(id: impl Into<String>) -> Option<LastEventId> {
-    Some(LastEventId::new(id))
+fn last(id: impl ToString) -> Option<LastEventId> {
+    Some(LastEventId::new(id.to_string()))
 }
 
 /// The next frame, which must be ready now.
@@ -61,13 +61,14 @@ fn seqs(frames: &[EncodedEvent]) -> Vec<u64> {
     frames.iter().map(seq_of).collect()
 }
 
-fn publish_n(log: &EventLog, n: u64) {
-    for i in 0..n {
-        log.publish(Event::new().data(format!("event {i}")));
-    }
+/// Publishes `n` events; returns their ids.
+fn publish_n(log: &EventLog, n: u64) -> Vec<u64> {
+    (0..n)
+        .map(|i| log.publish(Event::new().data(format!("event {i}"))))
+        .collect()
 }
 
-fn gap(id: &str, reason: &str, resume_from: u64) -> String {
+fn gap(id: impl std::fmt::Display, reason: &str, resume_from: u64) -> String {
     format!("id: {id}\nevent: reset\ndata: {{\"reason\":\"{reason}\",\"resume_from\":{resume_from}}}\n\n")
 }
 
@@ -75,10 +76,17 @@ fn gap(id: &str, reason: &str, resume_from: u64) -> String {
 fn publish_numbers_events_and_replaces_their_ids() {
     let log = EventLog::new();
     let mut all = log.subscribe(None);
-    assert_eq!(log.publish(Event::new().id("x").unwrap().data("a")), 1);
-    assert_eq!(log.publish(Event::new().id_u64(99).data("b")), 2);
-    assert_eq!(text(&ready(&mut all).unwrap()), "id: 1\ndata: a\n\n");
-    assert_eq!(text(&ready(&mut all).unwrap()), "id: 2\ndata: b\n\n");
+    let a = log.publish(Event::new().id("x").unwrap().data("a"));
+    let b = log.publish(Event::new().id_u64(99).data("b"));
+    assert!(b > a, "ids increase");
+    assert_eq!(
+        text(&ready(&mut all).unwrap()),
+        format!("id: {a}\ndata: a\n\n")
+    );
+    assert_eq!(
+        text(&ready(&mut all).unwrap()),
+        format!("id: {b}\ndata: b\n\n")
+    );
     assert!(is_pending(&mut all));
 }
 
@@ -88,32 +96,32 @@ fn no_last_event_id_is_live_only() {
     publish_n(&log, 3);
     let mut live = log.subscribe(None);
     assert!(is_pending(&mut live), "nothing from before it subscribed");
-    publish_n(&log, 2);
-    assert_eq!(seqs(&drain(&mut live)), [4, 5]);
+    let ids = publish_n(&log, 2);
+    assert_eq!(seqs(&drain(&mut live)), ids);
     assert_eq!(log.stats().replayed, 0);
 }
 
 #[test]
 fn resumes_right_after_a_known_id() {
     let log = EventLog::new();
-    publish_n(&log, 5);
-    let mut after_2 = log.subscribe(last("2").as_ref());
-    assert_eq!(seqs(&drain(&mut after_2)), [3, 4, 5]);
+    let ids = publish_n(&log, 5);
+    let mut after_2 = log.subscribe(last(ids[1]).as_ref());
+    assert_eq!(seqs(&drain(&mut after_2)), ids[2..]);
 
     // The newest id replays nothing: the client is up to date.
-    let mut after_5 = log.subscribe(last("5").as_ref());
+    let mut after_5 = log.subscribe(last(ids[4]).as_ref());
     assert!(is_pending(&mut after_5));
 
     // "0" is the start of a log that has evicted nothing.
     let mut from_start = log.subscribe(last("0").as_ref());
-    assert_eq!(seqs(&drain(&mut from_start)), [1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&drain(&mut from_start)), ids);
 
-    publish_n(&log, 1);
+    let six = publish_n(&log, 1);
     for subscription in [&mut after_2, &mut after_5, &mut from_start] {
-        assert_eq!(seqs(&drain(subscription)), [6]);
+        assert_eq!(seqs(&drain(subscription)), six);
     }
     assert_eq!(log.stats().replayed, 3 + 5);
-    assert_eq!(log.stats().gap_signals, 0);
+    assert_eq!(log.stats().gap_events, 0);
 }
 
 #[tokio::test]
@@ -127,12 +135,15 @@ async fn a_waiting_subscription_is_woken_by_publish() {
     // Let the reader register its waker before the publish, as far as a single-thread
     // runtime allows; the publish wakes it either way.
     tokio::task::yield_now().await;
-    log.publish(Event::new().data("wake up"));
+    let id = log.publish(Event::new().data("wake up"));
     let (frame, subscription) = tokio::time::timeout(Duration::from_secs(10), reader)
         .await
         .expect("woken")
         .unwrap();
-    assert_eq!(text(&frame.unwrap()), "id: 1\ndata: wake up\n\n");
+    assert_eq!(
+        text(&frame.unwrap()),
+        format!("id: {id}\ndata: wake up\n\n")
+    );
     assert_eq!(log.stats().live_subscribers, 1);
     drop(subscription);
     assert_eq!(log.stats().live_subscribers, 0);
@@ -141,32 +152,43 @@ async fn a_waiting_subscription_is_woken_by_publish() {
 #[test]
 fn unknown_ids_reset_from_the_oldest_by_default() {
     let log = EventLog::builder().max_events(3).build();
-    publish_n(&log, 5); // retains 3, 4, 5
+    let ids = publish_n(&log, 5); // retains the last 3
 
-    // An evicted id the log assigned.
-    let mut old = log.subscribe(last("1").as_ref());
+    // An evicted id the log gave.
+    let mut old = log.subscribe(last(ids[0]).as_ref());
     let frames = drain(&mut old);
-    assert_eq!(text(&frames[0]), gap("2", "cursor_too_old", 3));
-    assert_eq!(seqs(&frames[1..]), [3, 4, 5]);
+    assert_eq!(text(&frames[0]), gap(ids[1], "cursor_too_old", 3));
+    assert_eq!(seqs(&frames[1..]), ids[2..]);
 
-    // Ids the log never assigned: not a number, not canonical, or from the future.
-    for id in ["abc", "03", "6", "18446744073709551615"] {
+    // Ids the log never gave: not a number, not canonical, from before it, from the
+    // future, or the largest number there is.
+    let not_canonical = format!("0{}", ids[4]);
+    let before = (ids[0] - 1).to_string();
+    let future = (ids[4] + 1).to_string();
+    for id in [
+        "abc",
+        &not_canonical,
+        "6",
+        &before,
+        &future,
+        "18446744073709551615",
+    ] {
         let mut unknown = log.subscribe(last(id).as_ref());
         let frames = drain(&mut unknown);
-        assert_eq!(text(&frames[0]), gap("2", "unknown_id", 3), "{id}");
-        assert_eq!(seqs(&frames[1..]), [3, 4, 5], "{id}");
+        assert_eq!(text(&frames[0]), gap(ids[1], "unknown_id", 3), "{id}");
+        assert_eq!(seqs(&frames[1..]), ids[2..], "{id}");
     }
 
     // The newest evicted id is the boundary: resuming from it loses nothing, so no gap.
-    let mut boundary = log.subscribe(last("2").as_ref());
-    assert_eq!(seqs(&drain(&mut boundary)), [3, 4, 5]);
+    let mut boundary = log.subscribe(last(ids[1]).as_ref());
+    assert_eq!(seqs(&drain(&mut boundary)), ids[2..]);
 
     // Resuming from the gap event's id loses nothing more either.
     let mut after_gap = log.subscribe(last(id_of(&frames[0]).to_owned()).as_ref());
-    assert_eq!(seqs(&drain(&mut after_gap)), [3, 4, 5]);
+    assert_eq!(seqs(&drain(&mut after_gap)), ids[2..]);
 
     let stats = log.stats();
-    assert_eq!(stats.gap_signals, 5);
+    assert_eq!(stats.gap_events, 7);
     assert_eq!(stats.evicted, 2);
 }
 
@@ -176,14 +198,14 @@ fn reset_from_live_skips_the_backlog() {
         .max_events(3)
         .on_unknown_id(OnUnknownId::ResetFromLive)
         .build();
-    publish_n(&log, 5);
+    let ids = publish_n(&log, 5);
     let mut subscription = log.subscribe(last("nope").as_ref());
     let frames = drain(&mut subscription);
     assert_eq!(frames.len(), 1);
     // The id of the newest event: a reconnect right after the gap replays nothing.
-    assert_eq!(text(&frames[0]), gap("5", "unknown_id", 6));
-    publish_n(&log, 1);
-    assert_eq!(seqs(&drain(&mut subscription)), [6]);
+    assert_eq!(text(&frames[0]), gap(ids[4], "unknown_id", 6));
+    let six = publish_n(&log, 1);
+    assert_eq!(seqs(&drain(&mut subscription)), six);
 
     // On an empty log the gap's id is "0", which resumes from the start.
     let empty = EventLog::builder()
@@ -202,9 +224,9 @@ fn no_content_refuses_unknown_ids_only() {
         .max_events(3)
         .on_unknown_id(OnUnknownId::NoContent)
         .build();
-    publish_n(&log, 5);
+    let ids = publish_n(&log, 5);
 
-    let mut refused = log.subscribe(last("1").as_ref());
+    let mut refused = log.subscribe(last(ids[0]).as_ref());
     assert!(refused.is_rejected());
     assert!(refused.is_terminated());
     assert_eq!(refused.size_hint(), (0, Some(0)));
@@ -212,16 +234,16 @@ fn no_content_refuses_unknown_ids_only() {
     assert_eq!(log.response(last("x").as_ref()).status(), 204);
 
     // Known ids and first connections are served as usual.
-    let known = log.response(last("4").as_ref());
+    let known = log.response(last(ids[3]).as_ref());
     assert_eq!(known.status(), 200);
     let mut known = known.into_body();
     assert!(!known.is_rejected());
-    assert_eq!(seqs(&drain(&mut known)), [5]);
+    assert_eq!(seqs(&drain(&mut known)), ids[4..]);
     assert!(!log.subscribe(None).is_rejected());
 
     let stats = log.stats();
     assert_eq!(stats.rejected, 2);
-    assert_eq!(stats.gap_signals, 0);
+    assert_eq!(stats.gap_events, 0);
     assert_eq!(stats.live_subscribers, 1, "only `known` is still alive");
 }
 
@@ -232,9 +254,10 @@ fn gap_event_name_is_configurable_and_checked() {
         .unwrap()
         .max_events(1)
         .build();
-    publish_n(&log, 2);
+    let ids = publish_n(&log, 2);
     let mut subscription = log.subscribe(last("x").as_ref());
-    assert!(text(&ready(&mut subscription).unwrap()).starts_with("id: 1\nevent: missed\n"));
+    let frame = ready(&mut subscription).unwrap();
+    assert!(text(&frame).starts_with(&format!("id: {}\nevent: missed\n", ids[0])));
     assert!(EventLog::builder().gap_event("a\nb").is_err());
 }
 
@@ -242,11 +265,11 @@ fn gap_event_name_is_configurable_and_checked() {
 fn eviction_by_count() {
     let log = EventLog::builder().max_events(3).build();
     let mut slow = log.subscribe(last("0").as_ref());
-    publish_n(&log, 10);
+    let ids = publish_n(&log, 10);
     let stats = log.stats();
     assert_eq!((stats.published, stats.evicted), (10, 7));
-    let mut boundary = log.subscribe(last("7").as_ref());
-    assert_eq!(seqs(&drain(&mut boundary)), [8, 9, 10]);
+    let mut boundary = log.subscribe(last(ids[6]).as_ref());
+    assert_eq!(seqs(&drain(&mut boundary)), ids[7..]);
     // `slow` never read: it lags and, by default, ends.
     assert!(ready(&mut slow).is_none());
     assert!(slow.is_terminated());
@@ -255,62 +278,65 @@ fn eviction_by_count() {
 
 #[test]
 fn eviction_by_bytes_keeps_the_newest_event() {
+    let log = EventLog::new();
+    let first = log.publish(Event::new().data("0123456789"));
+    // Ids of one log have the same number of digits for some thousand years.
     let frame_len = Event::new()
-        .id_u64(1)
+        .id_u64(first)
         .data("0123456789")
         .encode()
         .as_bytes()
         .len();
     let log = EventLog::builder().max_bytes(3 * frame_len).build();
-    for _ in 0..5 {
-        log.publish(Event::new().data("0123456789"));
-    }
-    let mut boundary = log.subscribe(last("2").as_ref());
-    assert_eq!(seqs(&drain(&mut boundary)), [3, 4, 5]);
+    let ids: Vec<u64> = (0..5)
+        .map(|_| log.publish(Event::new().data("0123456789")))
+        .collect();
+    let mut boundary = log.subscribe(last(ids[1]).as_ref());
+    assert_eq!(seqs(&drain(&mut boundary)), ids[2..]);
     assert_eq!(log.stats().evicted, 2);
 
     // An event larger than the whole budget evicts everything else but stays itself.
     let big = "x".repeat(4 * frame_len);
     let mut waiting = log.subscribe(None);
-    log.publish(Event::new().data(big.clone()));
+    let six = log.publish(Event::new().data(big.clone()));
     assert_eq!(
         text(&ready(&mut waiting).unwrap()),
-        format!("id: 6\ndata: {big}\n\n")
+        format!("id: {six}\ndata: {big}\n\n")
     );
     assert_eq!(log.stats().evicted, 5);
-    let mut after_5 = log.subscribe(last("5").as_ref());
-    assert_eq!(seqs(&drain(&mut after_5)), [6]);
+    let mut after_5 = log.subscribe(last(ids[4]).as_ref());
+    assert_eq!(seqs(&drain(&mut after_5)), [six]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn eviction_by_age() {
     let log = EventLog::builder().max_age(Duration::from_secs(10)).build();
-    log.publish(Event::new().data("old"));
+    let old = log.publish(Event::new().data("old"));
     tokio::time::advance(Duration::from_secs(6)).await;
-    log.publish(Event::new().data("newer"));
+    let newer = log.publish(Event::new().data("newer"));
     tokio::time::advance(Duration::from_secs(4)).await;
     // Exactly 10 s old is not older than the limit.
     let mut all = log.subscribe(last("0").as_ref());
-    assert_eq!(seqs(&drain(&mut all)), [1, 2]);
+    assert_eq!(seqs(&drain(&mut all)), [old, newer]);
     assert_eq!(log.stats().evicted, 0);
 
-    // No publish since: subscribing is what notices that event 1 expired.
+    // No publish since: subscribing is what notices that the first event expired.
     tokio::time::advance(Duration::from_millis(1)).await;
     let mut from_start = log.subscribe(last("0").as_ref());
     let frames = drain(&mut from_start);
-    assert_eq!(text(&frames[0]), gap("1", "cursor_too_old", 2));
-    assert_eq!(seqs(&frames[1..]), [2]);
+    assert_eq!(text(&frames[0]), gap(old, "cursor_too_old", 2));
+    assert_eq!(seqs(&frames[1..]), [newer]);
     assert_eq!(log.stats().evicted, 1);
 
     // Once everything expired, the newest id still resumes without a gap.
     tokio::time::advance(Duration::from_secs(60)).await;
-    let mut up_to_date = log.subscribe(last("2").as_ref());
+    let mut up_to_date = log.subscribe(last(newer).as_ref());
     assert!(is_pending(&mut up_to_date));
     assert_eq!(log.stats().evicted, 2);
     // And a subscription waiting at the live edge has lost nothing.
-    log.publish(Event::new().data("fresh"));
-    assert_eq!(seqs(&drain(&mut up_to_date)), [3]);
-    assert_eq!(seqs(&drain(&mut all)), [3]);
+    let fresh = log.publish(Event::new().data("fresh"));
+    assert_eq!(seqs(&drain(&mut up_to_date)), [fresh]);
+    assert_eq!(seqs(&drain(&mut all)), [fresh]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -320,43 +346,34 @@ async fn expiry_is_noticed_when_reading() {
         .on_lag(OnLag::SkipAhead)
         .build();
     let mut slow = log.subscribe(None);
-    log.publish(Event::new().data("a"));
+    let a = log.publish(Event::new().data("a"));
     tokio::time::advance(Duration::from_secs(11)).await;
-    // No publish or subscribe since: the read itself evicts event 1 and sees the lag.
-    assert_eq!(text(&ready(&mut slow).unwrap()), gap("1", "lagged", 2));
+    // No publish or subscribe since: the read itself evicts the event and sees the lag.
+    assert_eq!(text(&ready(&mut slow).unwrap()), gap(a, "lagged", 2));
     assert!(is_pending(&mut slow));
     let stats = log.stats();
-    assert_eq!((stats.evicted, stats.gap_signals), (1, 1));
+    assert_eq!((stats.evicted, stats.gap_events), (1, 1));
 }
 
 #[test]
-fn skip_ahead_signals_the_gap_exactly_where_events_were_lost() {
+fn skip_ahead_sends_the_gap_event_exactly_where_events_were_lost() {
     let log = EventLog::builder()
         .max_events(10)
         .on_lag(OnLag::SkipAhead)
         .build();
     let mut slow = log.subscribe(None);
-    publish_n(&log, 5);
+    let mut ids = publish_n(&log, 5);
     let before: Vec<_> = (0..3).map(|_| ready(&mut slow).unwrap()).collect();
-    assert_eq!(seqs(&before), [1, 2, 3]);
-    publish_n(&log, 20); // retains 16..=25: 4..=15 are lost to `slow`
+    assert_eq!(seqs(&before), ids[..3]);
+    ids.extend(publish_n(&log, 20)); // retains the last 10: the 4th to 15th are lost to `slow`
 
     let after = drain(&mut slow);
     let gap_frame = text(&after[0]);
-    assert_eq!(gap_frame, gap("15", "lagged", 16));
-    let resume_from: u64 = gap_frame
-        .split("\"resume_from\":")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let rest = seqs(&after[1..]);
-    assert_eq!(rest.first(), Some(&resume_from));
-    assert_eq!(rest, (16..=25).collect::<Vec<_>>());
+    assert_eq!(gap_frame, gap(ids[14], "lagged", 16));
+    assert_eq!(seqs(&after[1..]), ids[15..]);
 
     let stats = log.stats();
-    assert_eq!((stats.gap_signals, stats.lag_disconnects), (1, 0));
+    assert_eq!((stats.gap_events, stats.lag_disconnects), (1, 0));
     assert_eq!(stats.live_subscribers, 1);
 }
 
@@ -364,12 +381,12 @@ fn skip_ahead_signals_the_gap_exactly_where_events_were_lost() {
 fn disconnect_ends_the_stream_where_events_were_lost() {
     let log = EventLog::builder().max_events(10).build();
     let mut slow = log.subscribe(None);
-    publish_n(&log, 5);
+    let mut ids = publish_n(&log, 5);
     assert_eq!(
         seqs(&[ready(&mut slow).unwrap(), ready(&mut slow).unwrap()]),
-        [1, 2]
+        ids[..2]
     );
-    publish_n(&log, 20);
+    ids.extend(publish_n(&log, 20));
     assert!(ready(&mut slow).is_none());
     assert!(ready(&mut slow).is_none(), "stays ended");
     assert_eq!(slow.size_hint(), (0, Some(0)));
@@ -377,57 +394,58 @@ fn disconnect_ends_the_stream_where_events_were_lost() {
     assert_eq!((stats.lag_disconnects, stats.live_subscribers), (1, 0));
 
     // The browser reconnects with the last id it got; the unknown-id policy takes over.
-    let mut again = log.subscribe(last("2").as_ref());
+    let mut again = log.subscribe(last(ids[1]).as_ref());
     let frames = drain(&mut again);
-    assert_eq!(text(&frames[0]), gap("15", "cursor_too_old", 16));
-    assert_eq!(seqs(&frames[1..]), (16..=25).collect::<Vec<_>>());
+    assert_eq!(text(&frames[0]), gap(ids[14], "cursor_too_old", 16));
+    assert_eq!(seqs(&frames[1..]), ids[15..]);
 }
 
 #[test]
-fn caller_ids_resume_like_log_ids() {
+fn text_ids_resume_like_log_ids() {
     let log = EventLog::builder().max_events(2).build();
-    let redis_ids = ["1700000000000-0", "1700000000000-1", "1700000000001-0"];
-    for (i, id) in redis_ids.iter().enumerate() {
-        let seq = log
-            .publish_with_id(*id, Event::new().id_u64(7).data("x"))
+    let text_ids = ["a-0", "a-1", "b-0"];
+    for id in text_ids {
+        log.publish_with_id(id, Event::new().id_u64(7).data("x"))
             .unwrap();
-        assert_eq!(seq, i as u64 + 1);
     }
-    let mut after_first = log.subscribe(last(redis_ids[0]).as_ref());
+    let mut after_first = log.subscribe(last(text_ids[0]).as_ref());
     let frames = drain(&mut after_first);
     assert_eq!(
         frames.iter().map(id_of).collect::<Vec<_>>(),
-        &redis_ids[1..],
+        &text_ids[1..],
         "the boundary id resumes without a gap"
     );
 
-    // A sequence number is not the id of an event published under another id.
+    // A position is not the id of an event published under another id.
     let mut by_number = log.subscribe(last("2").as_ref());
     assert_eq!(
         text(&ready(&mut by_number).unwrap()),
-        gap(redis_ids[0], "unknown_id", 2)
+        gap(text_ids[0], "unknown_id", 2)
     );
 
-    // Ids that cannot be framed are refused and take no sequence number.
+    // Ids that cannot be framed are refused and take no place in the log.
     assert!(log.publish_with_id("a\nb", Event::new()).is_err());
     assert!(log.publish_with_id("a\0b", Event::new()).is_err());
-    assert_eq!(log.publish(Event::new()), 4);
+    let fourth = log.publish(Event::new());
     assert_eq!(log.stats().published, 4);
 
-    // Evicted caller ids are forgotten.
-    let mut evicted = log.subscribe(last(redis_ids[0]).as_ref());
+    // Evicted text ids are forgotten.
+    let mut evicted = log.subscribe(last(text_ids[0]).as_ref());
     assert_eq!(
         text(&ready(&mut evicted).unwrap()),
-        gap(redis_ids[1], "unknown_id", 3)
+        gap(text_ids[1], "unknown_id", 3)
     );
+    // A number resumes after the text ids published after it, and before them too.
+    let mut after_fourth = log.subscribe(last(fourth).as_ref());
+    assert!(is_pending(&mut after_fourth));
 }
 
 #[test]
 fn numeric_ids_resume_as_numbers() {
     let log = EventLog::builder().max_events(3).build();
-    for (n, row) in [1000, 1001, 1005, 1010].into_iter().enumerate() {
-        let seq = log.publish_with_u64_id(row, Event::new().id("replaced").unwrap().data("row"));
-        assert_eq!(seq, n as u64 + 1);
+    for row in [1000, 1001, 1005, 1010] {
+        let id = log.publish_with_u64_id(row, Event::new().id("replaced").unwrap().data("row"));
+        assert_eq!(id, Ok(row));
     }
     // 1000 left the window and is its boundary: resuming from it loses nothing.
     let mut after_boundary = log.subscribe(last("1000").as_ref());
@@ -452,14 +470,114 @@ fn numeric_ids_resume_as_numbers() {
         ["1011"]
     );
 
-    // Neither the log's own sequence numbers nor other spellings name these events.
-    for unknown in ["2", "01005", "+1005", "1002"] {
+    // Positions, other spellings, numbers never given and numbers outside the log's range
+    // name no event of it.
+    for unknown in ["2", "01005", "+1005", "1002", "999", "1012"] {
         let mut subscription = log.subscribe(last(unknown).as_ref());
         assert_eq!(
             text(&ready(&mut subscription).unwrap()),
             gap("1001", "unknown_id", 3),
             "{unknown}"
         );
+    }
+    // Automatic ids count on from the caller's numbers.
+    assert_eq!(log.publish(Event::new()), 1012);
+}
+
+#[test]
+fn caller_ids_must_increase() {
+    let log = EventLog::new();
+    assert_eq!(log.publish_with_u64_id(10, Event::new()), Ok(10));
+    let refused = log.publish_with_u64_id(10, Event::new()).unwrap_err();
+    assert_eq!((refused.id(), refused.last()), (10, 10));
+    assert_eq!(
+        refused.to_string(),
+        "event id 10 is not above the log's last id 10"
+    );
+    assert!(log.publish_with_u64_id(9, Event::new()).is_err());
+
+    // As text too: the error says why, through its source.
+    let refused = log.publish_with_id("3", Event::new()).unwrap_err();
+    let source = std::error::Error::source(&refused).expect("a source");
+    let source = source
+        .downcast_ref::<IdNotIncreasing>()
+        .expect("IdNotIncreasing");
+    assert_eq!((source.id(), source.last()), (3, 10));
+    // A log's own ids count: a caller's id must be above them as well.
+    let own = log.publish(Event::new());
+    assert_eq!(own, 11);
+    assert!(log.publish_with_u64_id(11, Event::new()).is_err());
+    // "0" names the start of every log: it is never an event's id.
+    let fresh = EventLog::new();
+    assert_eq!(
+        fresh
+            .publish_with_u64_id(0, Event::new())
+            .unwrap_err()
+            .last(),
+        0
+    );
+    // Nothing refused was published.
+    assert_eq!(log.stats().published, 2);
+    assert_eq!(fresh.stats().published, 0);
+}
+
+/// Two logs in one process, and a log dropped and made again: an id one of them gave is
+/// unknown to the other, which answers with the gap event and what it holds, never by
+/// skipping or repeating events.
+mod instances {
+    use super::*;
+
+    fn reset_then(frames: &[EncodedEvent], ids: &[u64]) {
+        let gap = text(&frames[0]);
+        assert!(gap.starts_with("id: 0\nevent: reset\n"), "{gap}");
+        assert!(gap.contains("\"reason\":\"unknown_id\""), "{gap}");
+        assert_eq!(seqs(&frames[1..]), ids);
+    }
+
+    #[test]
+    fn two_logs_never_share_an_id() {
+        let first = EventLog::new();
+        let second = EventLog::new();
+        let mut firsts = Vec::new();
+        let mut seconds = Vec::new();
+        for _ in 0..50 {
+            firsts.push(first.publish(Event::new().data("first")));
+            seconds.push(second.publish(Event::new().data("second")));
+        }
+        assert!(firsts.iter().all(|id| !seconds.contains(id)));
+
+        // Every id of the first, given to the second: the gap event, then all it holds.
+        for id in firsts.iter().step_by(7) {
+            let mut wrong_log = second.subscribe(last(id).as_ref());
+            reset_then(&drain(&mut wrong_log), &seconds);
+        }
+        assert_eq!(second.stats().gap_events, 8);
+    }
+
+    #[test]
+    fn a_log_made_again_starts_above_the_one_before() {
+        let before = EventLog::new();
+        let old = publish_n(&before, 3);
+        drop(before);
+        // Made again at once, most likely within the same millisecond.
+        let again = EventLog::new();
+        let new = publish_n(&again, 5);
+        assert!(new[0] > old[2], "{new:?} after {old:?}");
+        for id in old {
+            let mut resumed = again.subscribe(last(id).as_ref());
+            reset_then(&drain(&mut resumed), &new);
+        }
+    }
+
+    #[test]
+    fn ids_start_from_the_clock() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let id = EventLog::new().publish(Event::new());
+        assert!(id >= now_ms * 1024, "{id}");
+        assert!(id < (now_ms + 60_000) * 1024, "{id}");
     }
 }
 
@@ -501,9 +619,10 @@ fn warns_once_when_bytes_bind_before_count() {
         publish_n(&by_count, 50);
         assert!(warnings().is_empty(), "{:?}", warnings());
 
-        // Frames of about 25 bytes: 200 bytes hold 8 of the 100 events allowed.
+        // Frames of 36 bytes (a 16-digit id, "event 0" to "event 4"): 200 bytes hold 5 of
+        // the 100 events allowed.
         let by_bytes = EventLog::builder().max_events(100).max_bytes(200).build();
-        publish_n(&by_bytes, 8);
+        publish_n(&by_bytes, 5);
         assert!(warnings().is_empty(), "nothing evicted yet");
         publish_n(&by_bytes, 50);
         let logged = warnings();
@@ -526,10 +645,11 @@ mod feed {
     use tokio_stream::wrappers::ReceiverStream;
     use tower_sse::replay::{FeedEnd, Lagged};
 
-    fn source_gap(id: u64, missed: u64) -> String {
+    /// The gap event a feed publishes at position `at` with id `id`.
+    fn source_gap(id: u64, at: u64, missed: u64) -> String {
         format!(
             "id: {id}\nevent: reset\ndata: {{\"reason\":\"source_lagged\",\"missed\":{missed},\"resume_from\":{}}}\n\n",
-            id + 1
+            at + 1
         )
     }
 
@@ -556,10 +676,12 @@ mod feed {
         drop(tx);
         assert_eq!(feed.await.unwrap(), FeedEnd::SourceEnded);
         let frames = drain(&mut all);
-        assert_eq!(text(&frames[2]), "id: 3\ndata: c\n\n");
-        assert_eq!(seqs(&frames), [1, 2, 3]);
+        assert_eq!(frames.len(), 3);
+        assert!(text(&frames[2]).ends_with("\ndata: c\n\n"));
+        let ids = seqs(&frames);
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
         // The log goes on after its feed.
-        assert_eq!(log.publish(Event::new()), 4);
+        assert!(log.publish(Event::new()) > ids[2]);
     }
 
     #[tokio::test]
@@ -578,17 +700,37 @@ mod feed {
             frames,
             [
                 "id: 41\ndata: a\n\n".to_owned(),
-                source_gap(2, 2),
+                // The log's own id for it counts on from the source's.
+                source_gap(42, 2, 2),
                 "id: 44\ndata: d\n\n".to_owned()
             ]
         );
         assert_eq!(log.stats().source_lost, 2);
         // A client that saw the gap resumes after it.
-        let mut after_gap = log.subscribe(last("2").as_ref());
+        let mut after_gap = log.subscribe(last("42").as_ref());
         assert_eq!(
             drain(&mut after_gap).iter().map(id_of).collect::<Vec<_>>(),
             ["44"]
         );
+    }
+
+    /// A numbered source whose numbers go back: the items that do not increase are left
+    /// out, counted and logged, and the feed goes on.
+    #[tokio::test]
+    async fn numbered_items_out_of_order_are_left_out_and_counted() {
+        let log = EventLog::new();
+        let mut all = log.subscribe(None);
+        let rows = stream::iter([
+            (5, Event::new().data("a")),
+            (7, Event::new().data("b")),
+            (6, Event::new().data("late")),
+            (7, Event::new().data("again")),
+            (8, Event::new().data("c")),
+        ]);
+        assert_eq!(log.feed(rows).await, FeedEnd::SourceEnded);
+        assert_eq!(seqs(&drain(&mut all)), [5, 7, 8]);
+        let stats = log.stats();
+        assert_eq!((stats.published, stats.out_of_order), (3, 2));
     }
 
     /// A real broadcast channel whose receiver falls behind: bounded at 4, 10 sent before
@@ -612,17 +754,14 @@ mod feed {
         );
 
         let frames = drain(&mut all);
-        assert_eq!(text(&frames[0]), source_gap(1, 6));
-        let rest: Vec<&str> = frames[1..].iter().map(text).collect();
-        assert_eq!(
-            rest,
-            [
-                "id: 2\ndata: tick 6\n\n",
-                "id: 3\ndata: tick 7\n\n",
-                "id: 4\ndata: tick 8\n\n",
-                "id: 5\ndata: tick 9\n\n",
-            ]
-        );
+        let ids = seqs(&frames);
+        assert_eq!(text(&frames[0]), source_gap(ids[0], 1, 6));
+        let rest: Vec<String> = frames[1..].iter().map(|f| text(f).to_owned()).collect();
+        let expected: Vec<String> = (6..10)
+            .zip(&ids[1..])
+            .map(|(n, id)| format!("id: {id}\ndata: tick {n}\n\n"))
+            .collect();
+        assert_eq!(rest, expected);
         assert_eq!(log.stats().source_lost, 6);
         assert_eq!(log.stats().published, 5);
     }
@@ -633,7 +772,7 @@ mod feed {
     async fn dropping_the_log_ends_its_feed_mid_stream() {
         let (log, mut reader, tx, feed) = fed_by_mpsc();
         tx.send(Event::new().data("a")).await.unwrap();
-        assert_eq!(text(&reader.next().await.unwrap()), "id: 1\ndata: a\n\n");
+        assert!(text(&reader.next().await.unwrap()).ends_with("\ndata: a\n\n"));
 
         drop(log);
         // Bounded, so that a feed that does not hear of the drop fails instead of hanging.
@@ -699,12 +838,13 @@ mod fan_out {
                 frames
             });
         }
+        let mut ids = Vec::new();
         for n in 1..=EVENTS {
             let value = Counted {
                 n,
                 calls: calls.clone(),
             };
-            assert_eq!(log.publish_json(&value).unwrap(), n);
+            ids.push(log.publish_json(&value).unwrap());
         }
 
         let mut first: Option<Vec<EncodedEvent>> = None;
@@ -712,9 +852,9 @@ mod fan_out {
         let all = async {
             while let Some(frames) = readers.join_next().await {
                 let frames = frames.unwrap();
-                assert_eq!(seqs(&frames), (1..=EVENTS).collect::<Vec<_>>());
-                for (n, frame) in (1..=EVENTS).zip(&frames) {
-                    assert_eq!(text(frame), format!("id: {n}\ndata: {n}\n\n"));
+                assert_eq!(seqs(&frames), ids);
+                for ((n, id), frame) in (1..=EVENTS).zip(&ids).zip(&frames) {
+                    assert_eq!(text(frame), format!("id: {id}\ndata: {n}\n\n"));
                 }
                 match &first {
                     None => first = Some(frames),
@@ -743,28 +883,35 @@ const STRESS_EVENTS: u64 = 100_000;
 const STRESS_SUBSCRIBERS: u64 = 100;
 
 /// Reads every event, dropping the subscription at random points and resubscribing with
-/// the last id read, as a browser does. Panics on any loss or duplicate; returns the number
-/// of reconnects.
+/// the last id read, as a browser does. Panics on any loss or duplicate (each event's data
+/// is its count, its id increases); returns the number of reconnects.
 async fn reconnecting_reader(log: EventLog, mut subscription: Subscription, seed: u64) -> u64 {
     let mut rng = Rng::new(seed);
-    let mut last = 0;
+    let (mut last, mut read) = (0, 0);
     let mut reconnects = 0;
-    let check = |frame: Option<EncodedEvent>, last: &mut u64| {
-        let seq = seq_of(&frame.expect("a subscription without lag never ends"));
-        assert_eq!(seq, *last + 1, "reader {seed}: lost or repeated events");
-        *last = seq;
-        *last == STRESS_EVENTS
+    let check = |frame: Option<EncodedEvent>, last: &mut u64, read: &mut u64| {
+        let frame = frame.expect("a subscription without lag never ends");
+        let id = seq_of(&frame);
+        assert!(id > *last, "reader {seed}: ids go back");
+        *last = id;
+        *read += 1;
+        let data = format!("\ndata: {read}\n\n");
+        assert!(
+            text(&frame).ends_with(&data),
+            "reader {seed}: lost or repeated events"
+        );
+        *read == STRESS_EVENTS
     };
     loop {
         for _ in 0..=rng.below(2_000) {
-            if check(subscription.next().await, &mut last) {
+            if check(subscription.next().await, &mut last, &mut read) {
                 return reconnects;
             }
         }
         // Half the time, drop it while it may be registered as a waiter.
         if rng.below(2) == 0 {
             if let Poll::Ready(frame) = futures_util::poll!(subscription.next()) {
-                if check(frame, &mut last) {
+                if check(frame, &mut last, &mut read) {
                     return reconnects;
                 }
             }
@@ -807,7 +954,7 @@ async fn stress(yield_every: Option<u64>) {
         let log = log.clone();
         async move {
             for n in 1..=STRESS_EVENTS {
-                assert_eq!(log.publish(Event::new().data("tick")), n);
+                log.publish(Event::new().data(n.to_string()));
                 if yield_every.is_some_and(|every| n % every == 0) {
                     tokio::task::yield_now().await;
                 }
@@ -848,7 +995,33 @@ async fn stress(yield_every: Option<u64>) {
     assert_eq!(stats.published, STRESS_EVENTS);
     assert!(stats.replayed > 0, "reconnects replayed from the log");
     assert_eq!(stats.evicted, 0);
-    assert_eq!(stats.gap_signals, 0);
+    assert_eq!(stats.gap_events, 0);
     assert_eq!(stats.lag_disconnects, 0);
     assert_eq!(stats.live_subscribers, 0);
+}
+
+/// Cost per automatic publish: one log on one thread, then one log per thread on two
+/// threads at once (the logs share nothing but the process-wide id high-water mark).
+///
+/// `cargo test --release --all-features --test replay -- --ignored --nocapture publish_cost_in_memory`
+#[test]
+#[ignore = "a measurement, not a check: run it on purpose"]
+fn publish_cost_in_memory() {
+    const EVENTS: u32 = 1_000_000;
+    fn run(events: u32) -> Duration {
+        let log = EventLog::builder().max_events(1024).build();
+        let started = std::time::Instant::now();
+        for _ in 0..events {
+            log.publish(Event::new().data("{\"price\":123.45}"));
+        }
+        started.elapsed() / events
+    }
+    for round in 0..3 {
+        let alone = run(EVENTS);
+        let both: Vec<Duration> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..2).map(|_| scope.spawn(|| run(EVENTS))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        eprintln!("round {round}: one thread {alone:?}/event; two threads {both:?}/event");
+    }
 }

@@ -2,7 +2,7 @@
 //! `support/redis.rs`; skipped with a notice when it is not installed, unless
 //! `TOWER_SSE_REQUIRE_REDIS=1`), connects one or two nodes to one stream, and checks what
 //! clients receive, in process and over HTTP: resume across nodes, one total order under
-//! concurrent publishers, retention, the gap signals, and Redis faults.
+//! concurrent publishers, retention, the gap events, and Redis faults.
 //!
 //! The cost per published event against the in-memory log is measured by an ignored test:
 //! `cargo test --release --features redis --test replay -- --ignored --nocapture publish_cost`.
@@ -239,7 +239,7 @@ async fn a_client_moves_to_another_node_and_gets_exactly_the_continuation() {
             (data, id.to_string())
         );
     }
-    assert_eq!(b.stats().gap_signals, 0);
+    assert_eq!(b.stats().gap_events, 0);
     assert_eq!(b.stats().replayed, 6);
 }
 
@@ -334,12 +334,12 @@ async fn two_nodes_publishing_at_once_give_every_client_one_order() {
     for node in [&a, &b] {
         let stats = node.stats();
         assert_eq!(stats.published, TOTAL as u64);
-        assert_eq!((stats.gap_signals, stats.lag_disconnects), (0, 0));
+        assert_eq!((stats.gap_events, stats.lag_disconnects), (0, 0));
     }
 }
 
 #[tokio::test]
-async fn retention_by_count_and_the_gap_signals() {
+async fn retention_by_count_and_the_gap_events() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
@@ -403,7 +403,7 @@ async fn retention_by_count_and_the_gap_signals() {
     let newest = a.publish(Event::new().data("new")).await.unwrap();
     let mut after_last = b.subscribe(last(ids[249]).as_ref()).await;
     assert_eq!(text(&next(&mut after_last).await), frame_of(newest, "new"));
-    assert_eq!(b.stats().gap_signals, 3 + 4);
+    assert_eq!(b.stats().gap_events, 3 + 4);
 }
 
 #[tokio::test]
@@ -477,7 +477,7 @@ async fn a_node_starting_on_a_trimmed_stream_knows_what_is_gone() {
         .subscribe(last("130-18446744073709551615").as_ref())
         .await;
     assert_eq!(text(&next(&mut from_gap).await), "id: 131-0\ndata: 131\n\n");
-    assert_eq!(log.stats().gap_signals, 1);
+    assert_eq!(log.stats().gap_events, 1);
 }
 
 #[tokio::test]
@@ -605,7 +605,7 @@ async fn a_redis_restart_mid_stream_delays_but_loses_nothing() {
         started.elapsed()
     );
     assert!(log.reconnects() >= 1);
-    assert_eq!(log.stats().gap_signals, 0);
+    assert_eq!(log.stats().gap_events, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::replay::id::parse_decimal;
+
 /// The id Redis gave a stream entry, written `<milliseconds>-<sequence>` (for example
 /// `1700000000000-0`).
 ///
@@ -58,8 +60,8 @@ impl StreamId {
         }
         let dash = memchr::memchr(b'-', text)?;
         Some(Self {
-            ms: parse_u64(&text[..dash])?,
-            seq: parse_u64(&text[dash + 1..])?,
+            ms: parse_decimal(&text[..dash])?,
+            seq: parse_decimal(&text[dash + 1..])?,
         })
     }
 }
@@ -68,20 +70,6 @@ impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
     }
-}
-
-fn parse_u64(digits: &[u8]) -> Option<u64> {
-    let canonical = match digits {
-        [] => false,
-        [b'0'] => true,
-        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
-    };
-    if !canonical {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, digit| {
-        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// keep-alives. The reader reconnects with backoff (25 ms doubling to 2 s) and reads on
 /// from the last entry it delivered, so clients see a delay, not a loss. If entries were
 /// trimmed before this node could read them, its subscriptions fall behind the window and
-/// get the gap signal. A Redis restart that loses the stream (no persistence) loses the
+/// get the gap event. A Redis restart that loses the stream (no persistence) loses the
 /// entries no node had read yet; run Redis with persistence (AOF or RDB) where that matters.
 #[derive(Clone)]
 pub struct RedisLog {
@@ -269,7 +269,7 @@ impl fmt::Debug for RedisLog {
             .field("key", &self.inner.key)
             .field("window", &self.inner.window)
             .field("reconnects", &self.reconnects())
-            .field("gaps", &self.inner.progress.holes.load(Ordering::Relaxed))
+            .field("gaps", &self.inner.progress.gaps.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }

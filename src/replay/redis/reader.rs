@@ -35,8 +35,8 @@ pub(super) struct Progress {
     pub(super) newest_ms: AtomicU64,
     /// Connections the reader lost and made again.
     pub(super) reconnects: AtomicU64,
-    /// Times entries were trimmed before this node read them (see `skip`).
-    pub(super) holes: AtomicU64,
+    /// Gaps: times entries were trimmed before this node read them (see `gap`).
+    pub(super) gaps: AtomicU64,
 }
 
 /// Follows one stream into one window.
@@ -55,8 +55,8 @@ pub(super) struct Reader {
     read: u64,
     /// Reads that failed in a row, for the backoff.
     failures: u32,
-    /// Set while the stream's last id is behind `last`, so the reset is logged once.
-    reset_seen: bool,
+    /// Set while the stream's last id is behind `last`, so its loss is logged once.
+    stream_loss_logged: bool,
 }
 
 impl Reader {
@@ -76,7 +76,7 @@ impl Reader {
             last: StreamId::ZERO,
             read: 0,
             failures: 0,
-            reset_seen: false,
+            stream_loss_logged: false,
         }
     }
 
@@ -204,7 +204,7 @@ impl Reader {
     fn deliver(&mut self, snapshot: Snapshot, caught_up: bool) {
         let trimmed = snapshot.trimmed();
         if snapshot.last < self.last {
-            if !self.reset_seen {
+            if !self.stream_loss_logged {
                 // Redis lost the stream (a restart without persistence, or a deleted key).
                 // Entries this node had not read yet are gone and cannot be told apart from
                 // none; new ones get larger ids, as their ids follow the clock.
@@ -214,12 +214,12 @@ impl Reader {
                     node_last = %self.last,
                     "sse redis stream is behind this node: it was deleted or lost in a restart"
                 );
-                self.reset_seen = true;
+                self.stream_loss_logged = true;
             }
             // Counting starts again with the new stream.
             self.read = trimmed;
         } else {
-            self.reset_seen = false;
+            self.stream_loss_logged = false;
             if snapshot.has_after {
                 // Nothing after `last` was trimmed; and when everything after it was read,
                 // the count is known exactly, whatever happened before.
@@ -228,7 +228,7 @@ impl Reader {
                 }
             } else if trimmed > self.read {
                 let lost_up_to = snapshot.first.map_or(snapshot.last, StreamId::just_before);
-                self.skip(lost_up_to, trimmed - self.read);
+                self.gap(lost_up_to, trimmed - self.read);
                 self.read = trimmed;
             }
         }
@@ -253,19 +253,19 @@ impl Reader {
 
     /// `lost` entries, up to `lost_up_to` at most, were trimmed before this node read
     /// them: its clients lost them. The window is emptied so that every subscription falls
-    /// behind it and gets the gap signal (through its lag policy, then `Last-Event-ID`),
+    /// behind it and gets the gap event (through its lag policy, then `Last-Event-ID`),
     /// exactly as for events the window evicted itself.
-    fn skip(&mut self, lost_up_to: StreamId, lost: u64) {
+    fn gap(&mut self, lost_up_to: StreamId, lost: u64) {
         tracing::warn!(
             key = &*self.key,
             after = %self.last,
             lost,
             "sse redis reader fell behind the stream's retention; clients get a gap"
         );
-        self.progress.holes.fetch_add(1, Ordering::Relaxed);
+        self.progress.gaps.fetch_add(1, Ordering::Relaxed);
         let id: Arc<str> = Arc::from(lost_up_to.to_string());
         self.window
-            .feed(|store, _| (0, store.skip_to(lost_up_to.key(), id)));
+            .feed(|store, _| (0, store.gap_to(lost_up_to.key(), id)));
         self.last = self.last.max(lost_up_to);
     }
 }
