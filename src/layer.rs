@@ -20,7 +20,8 @@ use crate::shutdown::Shutdown;
 /// Defaults: an opening frame at once, a keep-alive comment after 12 to 15 s of silence
 /// ([`KeepAlive`]), no time limits, no `retry:` hint,
 /// items that fail end the stream ([`OnItemError::End`]), ready items coalesced into
-/// frames of up to 32 KiB, and `Last-Event-ID` values up to 1 KiB read from the header only.
+/// frames of up to 32 KiB, `Last-Event-ID` values up to 1 KiB read from the header only,
+/// and no compression (feature `compression`: `SseLayer::compression`).
 ///
 /// # Example
 ///

@@ -10,8 +10,9 @@
 //! field, [`EncodedEvent`]s framed once for many clients, or [`Fallible`] results.
 //!
 //! One layer can front many routes: an inner service puts [`SseOptions`] in a response's
-//! extensions to change that response's keep-alive, time limits, `retry:` hint or opening
-//! frame, and answers requests it does not stream (`204`, `401`, `404`) with
+//! extensions to change that response's keep-alive, time limits, `retry:` hint, opening
+//! frame or compression (feature `compression`: gzip, each event flushed as it is sent),
+//! and answers requests it does not stream (`204`, `401`, `404`) with
 //! [`MaybeStream::status`].
 //!
 //! For many clients and lossless resume, publish into a [`replay::EventLog`]: each event is
