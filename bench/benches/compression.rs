@@ -13,8 +13,8 @@
 //! - `clock`: `examples/clock.rs`'s tick, an id and `{"time":"..."}`.
 //!
 //! Each event is its own frame, as when events come one at a time (the case compression
-//! has to flush for). Heap per stream is read from a counting allocator (`cap`) around 64
-//! streams at once: "idle" after the opening frame, before any event; "active" between two
+//! has to flush for). Heap per stream (the body and the response's header map) is read from
+//! a counting allocator (`cap`) around 64 streams at once: "idle" after the opening frame, before any event; "active" between two
 //! events after 500 of them; "quiet again" after the keep-alive that follows them; each
 //! less the same streams uncompressed (the `none` rows give the whole stream's heap). The zlib rows are a
 //! reference for ratio and memory: flate2's raw deflate at levels 1 and 6 with a sync flush
@@ -209,6 +209,8 @@ type Source = UnboundedReceiverStream<EncodedEvent>;
 struct Stream {
     tx: mpsc::UnboundedSender<EncodedEvent>,
     body: Pin<Box<SseBody<Source>>>,
+    // Kept, as hyper keeps a response's header map for the connection's next response.
+    _head: http::response::Parts,
 }
 
 impl Stream {
@@ -227,9 +229,11 @@ impl Stream {
             .body(())
             .unwrap();
         let response = runtime.block_on(service.oneshot(request)).unwrap();
+        let (head, body) = response.into_parts();
         let mut stream = Self {
             tx,
-            body: Box::pin(response.into_body()),
+            body: Box::pin(body),
+            _head: head,
         };
         stream.next_frame(); // the opening frame
         stream

@@ -95,8 +95,8 @@ mod enabled {
     }
 
     impl Compression {
-        /// gzip with a 8 KiB window and a 4096-entry hash table: about 32 KiB per stream
-        /// while it sends events, none while it is idle.
+        /// gzip with an 8 KiB window and a 4096-entry hash table: about 32 KiB per stream
+        /// while it sends events, no window while it is idle.
         pub fn gzip() -> Self {
             Self {
                 window_bits: 13,
