@@ -89,7 +89,7 @@
 //! | `util` | no | `ServiceBuilderExt::sse` on tower's `ServiceBuilder` (tower, no default features) |
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
-//! | `compression` | no | [`Compression`]: gzip negotiated from `Accept-Encoding`, each frame compressed and flushed as it is sent, memory bounded per stream and none while idle (crc32fast) |
+//! | `compression` | no | [`Compression`]: gzip negotiated from `Accept-Encoding`, each frame compressed and flushed as it is sent, memory bounded per stream and no window while idle (crc32fast) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 //! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
