@@ -13,6 +13,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::Response;
 
+#[cfg(feature = "compression")]
+use crate::compression::Compression;
 use crate::encode;
 use crate::error::OnItemError;
 use crate::keep_alive::KeepAlive;
@@ -40,6 +42,8 @@ pub(crate) struct LayerConfig {
     /// The route name the stream metrics carry, and their handles once looked up.
     #[cfg(feature = "metrics")]
     pub(crate) metrics: Arc<RouteMetrics>,
+    #[cfg(feature = "compression")]
+    pub(crate) compression: Option<Compression>,
 }
 
 impl Default for LayerConfig {
@@ -57,6 +61,8 @@ impl Default for LayerConfig {
             shutdown: None,
             #[cfg(feature = "metrics")]
             metrics: Arc::default(),
+            #[cfg(feature = "compression")]
+            compression: None,
         }
     }
 }
@@ -91,6 +97,8 @@ impl LayerConfig {
         if let Some(route) = &options.metrics_route {
             config.metrics = Arc::new(RouteMetrics::new(route.clone()));
         }
+        #[cfg(feature = "compression")]
+        options.compression.lay_over(&mut config.compression);
         config
     }
 
@@ -177,6 +185,8 @@ pub struct SseOptions {
     opening_frame: Option<bool>,
     #[cfg(feature = "metrics")]
     metrics_route: Option<Cow<'static, str>>,
+    #[cfg(feature = "compression")]
+    compression: Setting<Compression>,
 }
 
 /// One switchable setting of a response: the layer's, switched off, or its own.
@@ -283,6 +293,34 @@ impl SseOptions {
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn metrics_route(mut self, route: impl Into<Cow<'static, str>>) -> Self {
         self.metrics_route = Some(route.into());
+        self
+    }
+
+    /// Compresses this response's stream when the client accepts it, whatever the layer
+    /// says; see [`Compression`].
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use tower_sse::{Compression, SseOptions};
+    ///
+    /// let response = SseOptions::new()
+    ///     .compression(Compression::gzip().window_bits(12))
+    ///     .response(stream::iter(["a"]));
+    /// # let _ = response;
+    /// ```
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Setting::Set(compression);
+        self
+    }
+
+    /// Sends this response's stream uncompressed, whatever the layer says (for a feed of
+    /// already compressed or random data, or to save the memory on one route).
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn no_compression(mut self) -> Self {
+        self.compression = Setting::Off;
         self
     }
 

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use crate::body::SseBody;
+use crate::compression::{self, AcceptEncoding};
 use crate::config::{LayerConfig, SseOptions};
 use crate::item::{SseItem, SseStream};
 
@@ -26,6 +27,7 @@ pin_project! {
         state: State<F>,
         config: Option<Arc<LayerConfig>>,
         span: Span,
+        accept: AcceptEncoding,
     }
 }
 
@@ -40,11 +42,17 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, config: Arc<LayerConfig>, span: Span) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        config: Arc<LayerConfig>,
+        span: Span,
+        accept: AcceptEncoding,
+    ) -> Self {
         Self {
             state: State::Called { inner },
             config: Some(config),
             span,
+            accept,
         }
     }
 
@@ -54,6 +62,7 @@ impl<F> ResponseFuture<F> {
             state: State::Ended,
             config: Some(config),
             span,
+            accept: AcceptEncoding::identity(),
         }
     }
 }
@@ -80,7 +89,12 @@ where
         };
         let config = this.config.take().unwrap_or_default();
         let span = std::mem::replace(this.span, Span::none());
-        Poll::Ready(Ok(into_sse_response(response, config, span)))
+        Poll::Ready(Ok(into_encoded_sse_response(
+            response,
+            config,
+            span,
+            *this.accept,
+        )))
     }
 }
 
@@ -88,10 +102,25 @@ where
 /// empty body and no SSE headers (so `204 No Content` can tell `EventSource` to stop).
 ///
 /// [`SseOptions`] in the response's extensions are taken out and laid over `config`.
+#[cfg(feature = "axum")]
 pub(crate) fn into_sse_response<St>(
     response: Response<St>,
     config: Arc<LayerConfig>,
     span: Span,
+) -> Response<SseBody<St>>
+where
+    St: Stream,
+    St::Item: SseItem,
+{
+    into_encoded_sse_response(response, config, span, AcceptEncoding::identity())
+}
+
+/// [`into_sse_response`], compressed when the configuration says so and `accept` allows it.
+pub(crate) fn into_encoded_sse_response<St>(
+    response: Response<St>,
+    config: Arc<LayerConfig>,
+    span: Span,
+    accept: AcceptEncoding,
 ) -> Response<SseBody<St>>
 where
     St: Stream,
@@ -103,17 +132,20 @@ where
     if parts.status != StatusCode::OK {
         return Response::from_parts(parts, SseBody::empty(config, span));
     }
-    set_headers(&mut parts.headers);
     let config = LayerConfig::for_response(config, options.as_ref());
-    Response::from_parts(parts, SseBody::new(stream, config, span))
+    set_headers(&mut parts.headers, compression::headers_set(&config));
+    let encoder = compression::negotiate(&config, accept, &mut parts.headers);
+    let body = SseBody::new(stream, config, span).with_encoder(encoder);
+    Response::from_parts(parts, body)
 }
 
-fn set_headers(headers: &mut HeaderMap) {
+/// Sets the SSE headers, with room for `more` that compression sets after them.
+fn set_headers(headers: &mut HeaderMap, more: usize) {
     // hyper keeps a response's map for the connection's next response, so for as long as
     // a stream lives: size it for the three headers set below, not the six a first insert
     // reserves (about 330 bytes less per connection).
     if headers.is_empty() {
-        headers.reserve(3);
+        headers.reserve(3 + more);
     }
     let is_event_stream = headers
         .get(header::CONTENT_TYPE)

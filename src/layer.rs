@@ -20,7 +20,8 @@ use crate::shutdown::Shutdown;
 /// Defaults: an opening frame at once, a keep-alive comment after 12 to 15 s of silence
 /// ([`KeepAlive`]), no time limits, no `retry:` hint,
 /// items that fail end the stream ([`OnItemError::End`]), ready items coalesced into
-/// frames of up to 32 KiB, and `Last-Event-ID` values up to 1 KiB read from the header only.
+/// frames of up to 32 KiB, `Last-Event-ID` values up to 1 KiB read from the header only,
+/// and no compression (feature `compression`: `SseLayer::compression`).
 ///
 /// # Example
 ///
@@ -169,6 +170,32 @@ impl SseLayer {
     pub fn metrics_route(mut self, route: impl Into<Cow<'static, str>>) -> Self {
         let metrics = crate::metrics::RouteMetrics::new(route.into());
         Arc::make_mut(&mut self.config).metrics = Arc::new(metrics);
+        self
+    }
+
+    /// Compresses every stream whose client accepts it (`Accept-Encoding: gzip`), each frame
+    /// flushed as it is sent; see [`Compression`](crate::Compression). Off by default.
+    ///
+    /// ```
+    /// use tower_sse::{Compression, SseLayer};
+    ///
+    /// let layer = SseLayer::new().compression(Compression::gzip().window_bits(13).hash_bits(12));
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        Arc::make_mut(&mut self.config).compression = Some(compression);
+        self
+    }
+
+    /// Sends every stream uncompressed (the default);
+    /// [`SseOptions::compression`](crate::SseOptions::compression) still turns it on for one
+    /// response.
+    #[cfg(feature = "compression")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "compression")))]
+    pub fn no_compression(mut self) -> Self {
+        Arc::make_mut(&mut self.config).compression = None;
         self
     }
 

@@ -10,8 +10,9 @@
 //! field, [`EncodedEvent`]s framed once for many clients, or [`Fallible`] results.
 //!
 //! One layer can front many routes: an inner service puts [`SseOptions`] in a response's
-//! extensions to change that response's keep-alive, time limits, `retry:` hint or opening
-//! frame, and answers requests it does not stream (`204`, `401`, `404`) with
+//! extensions to change that response's keep-alive, time limits, `retry:` hint, opening
+//! frame or compression (feature `compression`: gzip, each event flushed as it is sent),
+//! and answers requests it does not stream (`204`, `401`, `404`) with
 //! [`MaybeStream::status`].
 //!
 //! For many clients and lossless resume, publish into a [`replay::EventLog`]: each event is
@@ -90,6 +91,7 @@
 //! | `redis` | no | [`replay::redis::RedisLog`]: the replay log on a Redis stream, for several server nodes (redis-rs, tokio `rt`) |
 //! | `tokio-stream` | no | tokio-stream's `BroadcastStream` feeds a [`replay::EventLog`] through [`replay::EventLog::feed`], its lag becoming a gap event (tokio-stream) |
 //! | `metrics` | no | `metrics`: stream metrics (open streams, ends by [`EndReason`], lifetimes, events, bytes) through the `metrics` facade, labelled by a route name (metrics) |
+//! | `compression` | no | [`Compression`]: gzip negotiated from `Accept-Encoding`, each frame compressed and flushed as it is sent, memory bounded per stream and no window while idle (crc32fast) |
 //! | `decode` | no | [`decode`]: a spec-exact `text/event-stream` decoder for consuming and relaying SSE, and a test helper that collects a body into events |
 //! | `client` | no | [`client`]: a reconnecting `EventSource` over any tower `Service` (enables `decode`; httpdate for `Retry-After`) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -101,6 +103,7 @@ mod body;
 mod builder;
 #[cfg(feature = "client")]
 pub mod client;
+mod compression;
 mod config;
 #[cfg(feature = "decode")]
 pub mod decode;
@@ -125,6 +128,8 @@ mod shutdown;
 pub use body::SseBody;
 #[cfg(feature = "util")]
 pub use builder::ServiceBuilderExt;
+#[cfg(feature = "compression")]
+pub use compression::Compression;
 pub use config::SseOptions;
 pub use end_reason::EndReason;
 pub use error::{BoxError, EventError, OnItemError};

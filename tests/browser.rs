@@ -8,6 +8,9 @@
 //! - chat: a room's page resumes after it drops its connection (with the `lastEventId`
 //!   query parameter) and after the server ends its stream (with the `Last-Event-ID`
 //!   header), and sees every message of its room once, in order, and none of another's.
+//! - compressed (feature `compression`): a gzip stream whose server sends each event only
+//!   after the page acknowledged the one before, so every event reached `EventSource`
+//!   decoded and alone, with nothing held back.
 //!
 //! Needs `node`, `/usr/bin/chromium` and `npm ci` (playwright-core); without them the test
 //! prints a notice and passes, unless `TOWER_SSE_REQUIRE_BROWSER` is set.
@@ -243,4 +246,172 @@ async fn chat_room_resumes_across_reconnects_in_chromium() {
     assert!(stats.replay.replayed >= 2, "{stats:?}");
     assert_eq!(stats.replay.published, 6);
     assert_eq!(rooms.key_stats("elsewhere").unwrap().replay.published, 1);
+}
+
+/// A gzip event stream in Chromium: its `EventSource` sends `Accept-Encoding: gzip, deflate,
+/// br, zstd`, gets gzip, and acknowledges each event (a `POST /ack`) before the server sends
+/// the next; an event held back by a buffer would stall the chain and time the page out.
+#[cfg(feature = "compression")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_events_arrive_one_by_one_in_chromium() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = compressed::Seen::default();
+    let server = tokio::spawn(compressed::serve(listener, seen.clone()));
+    let summary: Option<CompressedSummary> = run_script("compressed.mjs", &url).await;
+    server.abort();
+    let Some(summary) = summary else { return };
+    eprintln!("{summary:?}");
+
+    let expected: Vec<String> = (0..compressed::EVENTS).map(compressed::data).collect();
+    assert_eq!(summary.events, expected, "{summary:?}");
+    assert_eq!(summary.opens, 1, "{summary:?}");
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.accept_encoding.contains("gzip"),
+        "Chromium sent {:?}",
+        seen.accept_encoding
+    );
+    assert_eq!(seen.content_encoding, "gzip");
+    // Every event but the last was acknowledged before the next was sent.
+    assert_eq!(seen.acks, compressed::EVENTS - 1);
+}
+
+#[cfg(feature = "compression")]
+#[derive(Debug, Deserialize)]
+struct CompressedSummary {
+    events: Vec<String>,
+    opens: u32,
+}
+
+#[cfg(feature = "compression")]
+mod compressed {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http::{header, Method, Request, Response};
+    use http_body_util::{Either, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+    use tower::{service_fn, ServiceBuilder, ServiceExt};
+    use tower_sse::{Compression, Event, KeepAlive, SseLayer};
+
+    pub(super) const EVENTS: usize = 6;
+
+    const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8"><title>compressed</title>
+<pre id="log"></pre>
+<script>
+window.events = [];
+window.opens = 0;
+window.done = false;
+const source = new EventSource("/events");
+source.onopen = () => { window.opens += 1; };
+source.onmessage = async (message) => {
+  window.events.push(message.data);
+  document.getElementById("log").textContent += message.data + "\n";
+  const last = JSON.parse(message.data).last;
+  if (last) { source.close(); window.done = true; return; }
+  await fetch("/ack", { method: "POST" });
+};
+</script>
+"#;
+
+    /// The JSON of event `seq`, as the page should see it.
+    pub(super) fn data(seq: usize) -> String {
+        format!(
+            r#"{{"seq":{seq},"object":"chat.completion.chunk","delta":{{"content":"token {seq}"}},"last":{}}}"#,
+            seq + 1 == EVENTS
+        )
+    }
+
+    #[derive(Debug, Default)]
+    pub(super) struct Recorded {
+        pub(super) accept_encoding: String,
+        pub(super) content_encoding: String,
+        pub(super) acks: usize,
+    }
+
+    pub(super) type Seen = Arc<Mutex<Recorded>>;
+
+    /// Serves the page, `/events` (gzip, the next event after each `/ack`) and `/ack`.
+    pub(super) async fn serve(listener: TcpListener, seen: Seen) {
+        // The acknowledgements drive the events: one ack, one more event.
+        let (ack_tx, mut ack_rx) = mpsc::channel::<()>(EVENTS);
+        let (event_tx, event_rx) = mpsc::channel::<Event>(1);
+        tokio::spawn(async move {
+            for seq in 0..EVENTS {
+                if seq > 0 && ack_rx.recv().await.is_none() {
+                    return;
+                }
+                if event_tx.send(Event::new().data(data(seq))).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the stream open after the last event: the page closes it.
+            std::future::pending::<()>().await;
+        });
+        let source = Arc::new(Mutex::new(Some(ReceiverStream::new(event_rx))));
+        let layer = SseLayer::new()
+            .compression(Compression::gzip())
+            .keep_alive(KeepAlive::new());
+        let app = service_fn(move |req: Request<Incoming>| {
+            let (seen, ack_tx, source, layer) =
+                (seen.clone(), ack_tx.clone(), source.clone(), layer.clone());
+            async move {
+                let response = match (req.method(), req.uri().path()) {
+                    (&Method::GET, "/events") => {
+                        let accept = req.headers().get(header::ACCEPT_ENCODING);
+                        let accept = accept.and_then(|v| v.to_str().ok()).unwrap_or("");
+                        seen.lock().unwrap().accept_encoding = accept.to_owned();
+                        let mut stream = source.lock().unwrap().take();
+                        let events = ServiceBuilder::new().layer(layer).service_fn(
+                            move |_req: Request<Incoming>| {
+                                let stream = stream.take().expect("one stream only");
+                                std::future::ready(Ok::<_, Infallible>(Response::new(stream)))
+                            },
+                        );
+                        let response = events.oneshot(req).await?;
+                        let coding = response.headers().get(header::CONTENT_ENCODING);
+                        seen.lock().unwrap().content_encoding = coding
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        response.map(Either::Right)
+                    }
+                    (&Method::POST, "/ack") => {
+                        seen.lock().unwrap().acks += 1;
+                        let _ = ack_tx.send(()).await;
+                        Response::new(Either::Left(Full::new(Bytes::new())))
+                    }
+                    _ => {
+                        let mut page = Response::new(Either::Left(Full::new(Bytes::from(PAGE))));
+                        page.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            header::HeaderValue::from_static("text/html; charset=utf-8"),
+                        );
+                        page
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
 }

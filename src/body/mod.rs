@@ -24,6 +24,7 @@ use tokio::sync::futures::OwnedNotified;
 use tokio::time::Instant;
 use tracing::Span;
 
+use crate::compression::{Encoder, FrameKind};
 use crate::config::LayerConfig;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
@@ -73,6 +74,8 @@ pin_project! {
         buf: BytesMut,
         config: Arc<LayerConfig>,
         report: Report,
+        // Every frame leaves through it: compressed when negotiated, as is otherwise.
+        encoder: Encoder,
     }
 }
 
@@ -115,7 +118,14 @@ impl<St> SseBody<St> {
             buf: BytesMut::new(),
             config,
             report: Report::new(span),
+            encoder: Encoder::identity(),
         }
+    }
+
+    /// Sends every frame through `encoder`, as negotiated for this response.
+    pub(crate) fn with_encoder(mut self, encoder: Encoder) -> Self {
+        self.encoder = encoder;
+        self
     }
 }
 
@@ -148,11 +158,11 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state == BodyState::Done
+        self.state == BodyState::Done && !self.encoder.is_pending()
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.state == BodyState::Done {
+        if self.is_end_stream() {
             SizeHint::with_exact(0)
         } else {
             SizeHint::default()
@@ -193,10 +203,10 @@ where
     /// that has ended sends nothing more.
     fn poll_open(&mut self) -> ControlFlow<PollFrame> {
         match *self.state {
-            BodyState::Done => ControlFlow::Break(Poll::Ready(None)),
+            BodyState::Done => ControlFlow::Break(self.end_of_body()),
             BodyState::Streaming => ControlFlow::Continue(()),
             BodyState::Opening => match self.open() {
-                Some(opening) => ControlFlow::Break(self.data_frame(opening)),
+                Some(opening) => ControlFlow::Break(self.data_frame(opening, FrameKind::Quiet)),
                 // No opening frame: go on and poll the source at once.
                 None => ControlFlow::Continue(()),
             },
@@ -375,7 +385,7 @@ impl<St> SseBodyProj<'_, St> {
                     .min(MAX_FRAME_RESERVE),
             );
         }
-        self.data_frame(frame)
+        self.data_frame(frame, FrameKind::Events)
     }
 
     /// Ends the body with `frame`, after what waits in the buffer.
@@ -390,13 +400,21 @@ impl<St> SseBodyProj<'_, St> {
     fn flush_with(&mut self, frame: Bytes) -> PollFrame {
         if self.buf.is_empty() {
             if frame.is_empty() {
-                return Poll::Ready(None);
+                return self.end_of_body();
             }
-            return self.data_frame(frame);
+            return self.data_frame(frame, FrameKind::Quiet);
         }
         self.buf.extend_from_slice(&frame);
         let frame = self.buf.split().freeze();
-        self.data_frame(frame)
+        self.data_frame(frame, FrameKind::Quiet)
+    }
+
+    /// The end of the body, after the encoder's last frame if it has one.
+    fn end_of_body(&mut self) -> PollFrame {
+        match self.encoder.finish() {
+            Some(last) => self.sent(last),
+            None => Poll::Ready(None),
+        }
     }
 
     /// Ends the body: drops the source and the timers at once, keeps the reason for the log.
@@ -410,7 +428,13 @@ impl<St> SseBodyProj<'_, St> {
         *self.shutdown = None;
     }
 
-    fn data_frame(&mut self, bytes: Bytes) -> PollFrame {
+    fn data_frame(&mut self, bytes: Bytes, kind: FrameKind) -> PollFrame {
+        let bytes = self.encoder.frame(bytes, kind);
+        self.sent(bytes)
+    }
+
+    /// Sends bytes as they go on the wire.
+    fn sent(&mut self, bytes: Bytes) -> PollFrame {
         self.report.frame_sent(bytes.len());
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }

@@ -5,6 +5,8 @@
 mod support;
 
 mod body;
+#[cfg(feature = "compression")]
+mod compression;
 mod framing;
 mod http;
 mod routes;
