@@ -126,6 +126,19 @@ pub const REPLAY_WINDOW_BYTES: &str = "sse.replay.window.bytes";
 pub const RESUME_OUTCOME: &str = "sse.resume_outcome";
 /// Subscriptions reading the log now (gauge, `{stream}`).
 pub const REPLAY_SUBSCRIBERS: &str = "sse.replay.subscribers";
+/// Keys that have a log now, in a [`LogRegistry`](crate::replay::LogRegistry) (gauge,
+/// `{key}`).
+pub const REGISTRY_KEYS: &str = "sse.registry.keys";
+/// Subscriptions through a registry that have not been dropped, over all keys (gauge,
+/// `{stream}`).
+pub const REGISTRY_SUBSCRIBERS: &str = "sse.registry.subscribers";
+/// Logs a registry made, one per key on its first use (counter, `{key}`).
+pub const REGISTRY_CREATED: &str = "sse.registry.keys.created";
+/// Logs a registry evicted (counter, `{key}`).
+pub const REGISTRY_EVICTED: &str = "sse.registry.keys.evicted";
+/// New keys a full registry refused (counter, `{key}`).
+pub const REGISTRY_REFUSED: &str = "sse.registry.keys.refused";
+
 /// Event streams the client opened (counter, `{connection}`; feature `client`).
 pub const CLIENT_CONNECTS: &str = "sse.client.connects";
 /// Reconnections the client scheduled, by [`RECONNECT_CAUSE`] (counter, `{connection}`;
@@ -208,6 +221,11 @@ pub fn describe() {
         "Numbered items a feed left out because their number did not increase"
     );
     metrics::describe_gauge!(REPLAY_SUBSCRIBERS, count, "Subscriptions reading the log");
+    metrics::describe_gauge!(REGISTRY_KEYS, count, "Keys that have a log now");
+    metrics::describe_gauge!(REGISTRY_SUBSCRIBERS, count, "Subscriptions over all keys");
+    metrics::describe_counter!(REGISTRY_CREATED, count, "Logs a registry made");
+    metrics::describe_counter!(REGISTRY_EVICTED, count, "Logs a registry evicted");
+    metrics::describe_counter!(REGISTRY_REFUSED, count, "New keys a full registry refused");
     metrics::describe_counter!(CLIENT_CONNECTS, count, "Event streams the client opened");
     metrics::describe_counter!(CLIENT_RECONNECTS, count, "Client reconnections, by cause");
     metrics::describe_counter!(
@@ -330,6 +348,61 @@ impl ReplayMetrics {
         self.subscribers.set(stats.live_subscribers as f64);
         self.window_events.set(stats.window_events as f64);
         self.window_bytes.set(stats.window_bytes as f64);
+    }
+}
+
+/// A [`LogRegistry`](crate::replay::LogRegistry)'s counters
+/// ([`RegistryStats`](crate::replay::RegistryStats)) as metrics, labelled [`LOG`] with a
+/// name you give the registry; as [`ReplayMetrics`], record a snapshot when the metrics are
+/// scraped. A key's own log is one [`ReplayMetrics`] away, when a key deserves it (labels
+/// must stay few: never one per key of an open set).
+///
+/// | name | kind | unit | what |
+/// | --- | --- | --- | --- |
+/// | `sse.registry.keys` | gauge | `{key}` | keys that have a log now |
+/// | `sse.registry.subscribers` | gauge | `{stream}` | subscriptions over all keys |
+/// | `sse.registry.keys.created` | counter | `{key}` | logs made |
+/// | `sse.registry.keys.evicted` | counter | `{key}` | logs evicted |
+/// | `sse.registry.keys.refused` | counter | `{key}` | new keys refused when full |
+///
+/// ```
+/// use tower_sse::metrics::RegistryMetrics;
+/// use tower_sse::replay::LogRegistry;
+///
+/// let rooms: LogRegistry<String> = LogRegistry::builder().build();
+/// let room_metrics = RegistryMetrics::new("rooms");
+/// room_metrics.record(&rooms.stats());
+/// ```
+#[derive(Debug)]
+pub struct RegistryMetrics {
+    keys: Gauge,
+    subscribers: Gauge,
+    created: Counter,
+    evicted: Counter,
+    refused: Counter,
+}
+
+impl RegistryMetrics {
+    /// The metrics of the registry named `registry`, looked up in the recorder installed now.
+    pub fn new(registry: impl Into<Cow<'static, str>>) -> Self {
+        let labels = [(LOG, registry.into())];
+        Self {
+            keys: metrics::gauge!(REGISTRY_KEYS, &labels),
+            subscribers: metrics::gauge!(REGISTRY_SUBSCRIBERS, &labels),
+            created: metrics::counter!(REGISTRY_CREATED, &labels),
+            evicted: metrics::counter!(REGISTRY_EVICTED, &labels),
+            refused: metrics::counter!(REGISTRY_REFUSED, &labels),
+        }
+    }
+
+    /// Sets every metric to the registry's counters in `stats`.
+    pub fn record(&self, stats: &crate::replay::RegistryStats) {
+        // Exact as gauges up to 2^53.
+        self.keys.set(stats.keys as f64);
+        self.subscribers.set(stats.subscribers as f64);
+        self.created.absolute(stats.created);
+        self.evicted.absolute(stats.evicted);
+        self.refused.absolute(stats.refused);
     }
 }
 

@@ -476,3 +476,35 @@ fn the_client_counts_connects_reconnects_and_decode_errors() {
     );
     assert_eq!(counter(&recorded, "sse.client.decode_errors", &[]), Some(1));
 }
+
+/// A registry's counters reach the recorder as they are in its stats.
+#[test]
+fn a_registry_records_its_keys_and_what_it_refused() {
+    use tower_sse::metrics::RegistryMetrics;
+    use tower_sse::replay::LogRegistry;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        let rooms: LogRegistry<String> = LogRegistry::builder().max_keys(2).build();
+        for room in ["a", "b", "c"] {
+            let _ = rooms.publish(room, Event::new().data("hi"));
+        }
+        RegistryMetrics::new("rooms").record(&rooms.stats());
+    });
+
+    let recorded = recorded(&snapshotter);
+    let labels = [("sse.log", "rooms")];
+    assert_eq!(
+        counter(&recorded, "sse.registry.keys.created", &labels),
+        Some(2)
+    );
+    assert_eq!(
+        counter(&recorded, "sse.registry.keys.refused", &labels),
+        Some(1)
+    );
+    assert_eq!(
+        value(&recorded, "sse.registry.keys", &labels),
+        Some(&DebugValue::Gauge(2.0.into()))
+    );
+}
