@@ -6,6 +6,7 @@ pub(crate) mod blocks;
 pub(crate) mod cases;
 pub(crate) mod event_source;
 pub(crate) mod inner;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod rng;
 pub(crate) mod server;
