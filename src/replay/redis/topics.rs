@@ -35,7 +35,8 @@ const UNBLOCK_RETRY: Duration = Duration::from_millis(1);
 
 /// What the registry tells the reader task.
 enum Command {
-    Join(u64, Topic),
+    /// Boxed: a topic's reader is a few hundred bytes, a leave a word.
+    Join(u64, Box<Topic>),
     Leave(u64),
 }
 
@@ -117,7 +118,7 @@ impl Topics {
             loaded: loaded.clone(),
             dirty: false,
         };
-        let _ = self.commands.send(Command::Join(id, topic));
+        let _ = self.commands.send(Command::Join(id, Box::new(topic)));
         let leave = Leave {
             id,
             commands: self.commands.clone(),
@@ -264,7 +265,7 @@ impl TopicsReader {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Join(id, topic) => {
-                self.topics.insert(id, topic);
+                self.topics.insert(id, *topic);
             }
             Command::Leave(id) => {
                 self.topics.remove(&id);
