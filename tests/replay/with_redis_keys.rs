@@ -561,3 +561,49 @@ async fn over_http_a_browser_moves_node_per_topic_and_a_full_node_answers_503() 
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b.stats().refused, 1);
 }
+
+/// Delivery latency across nodes as the number of keys one reader follows grows: every
+/// wake-up re-issues the `XREAD` with all of them.
+///
+/// `cargo test --release --features redis --test replay -- --ignored --nocapture keys_latency`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run it on purpose"]
+async fn keys_latency() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    const ROUNDS: u32 = 500;
+    let a = within(
+        "connect",
+        RedisLogRegistry::<String>::builder("room:")
+            .max_keys(20_000)
+            .reader_name("node-a")
+            .connect(&redis.url()),
+    )
+    .await
+    .unwrap();
+    let b = node(&redis, "node-b").await;
+    let mut held = Vec::new();
+    eprintln!("publish on B to delivery on A, {ROUNDS} events one at a time:");
+    for keys in [1usize, 100, 1_000, 10_000] {
+        let started = Instant::now();
+        while held.len() < keys {
+            held.push(subscribe(&a, &format!("k{}", held.len()), None).await);
+        }
+        let joined = started.elapsed();
+        let topic = format!("k{}", keys - 1);
+        let started = Instant::now();
+        for n in 0..ROUNDS {
+            b.publish(&topic, Event::new().data(n.to_string()))
+                .await
+                .unwrap();
+            next(held.last_mut().unwrap()).await;
+        }
+        let per_event = started.elapsed() / ROUNDS;
+        eprintln!(
+            "  {keys:>6} keys on A's reader: {per_event:>10.2?} per event (keys joined in {joined:.2?})"
+        );
+    }
+    let names = client_names(&redis);
+    assert_eq!(names.iter().filter(|n| *n == "node-a").count(), 1);
+}
