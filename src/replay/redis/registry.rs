@@ -328,9 +328,11 @@ impl<K: Hash + Eq + fmt::Display> RedisLogRegistry<K> {
         }
     }
 
-    /// A handle to `key`'s log on this node, if it has one; makes none. Using it is not
-    /// activity the registry sees (the key may be evicted while it lives); read its
-    /// [`stats`](RedisLog::stats) with it.
+    /// A handle to `key`'s log on this node, if it has one; makes none. Read its
+    /// [`stats`](RedisLog::stats) with it. Using it is not activity the registry sees: the
+    /// key may be evicted while the handle lives, and its window is no longer fed then (nor
+    /// once the registry is dropped). Subscribe through the registry: a key made a moment
+    /// ago may not have its window filled yet, which only the registry waits for.
     pub fn get<Q>(&self, key: &Q) -> Option<RedisLog>
     where
         K: Borrow<Q>,

@@ -32,6 +32,9 @@ use super::reader::{backoff, millis, Reader, BLOCK, CONNECT_TIMEOUT};
 /// How long the task waits before it asks again to unblock an `XREAD` that the server had
 /// not started yet when asked (the two connections race).
 const UNBLOCK_RETRY: Duration = Duration::from_millis(1);
+/// Asks to unblock at most this often per wake-up; then (the reader's connection is likely
+/// broken, its `XREAD` never to start) the `XREAD` ends by its error or its block timeout.
+const UNBLOCK_ATTEMPTS: u32 = 100;
 
 /// What the registry tells the reader task.
 enum Command {
@@ -335,7 +338,8 @@ impl TopicsReader {
 /// Ends the blocked `reading` early with `CLIENT UNBLOCK`, then waits for its reply (`nil`
 /// when unblocked). When the server has not started the `XREAD` yet, or has answered it
 /// already, `CLIENT UNBLOCK` finds nothing to unblock: asked again until one of the two.
-/// Should `CLIENT UNBLOCK` fail, the `XREAD` ends at its block timeout.
+/// Should `CLIENT UNBLOCK` fail, or find nothing `UNBLOCK_ATTEMPTS` times, the `XREAD` ends
+/// at its block timeout.
 async fn unblock<F>(
     manager: &ConnectionManager,
     client_id: u64,
@@ -344,7 +348,7 @@ async fn unblock<F>(
 where
     F: Future<Output = RedisResult<Value>>,
 {
-    loop {
+    for _ in 0..UNBLOCK_ATTEMPTS {
         let mut connection = manager.clone();
         let unblocked: RedisResult<u64> = redis::cmd("CLIENT")
             .arg("UNBLOCK")
