@@ -13,7 +13,7 @@
 //! blocked connection cannot carry it). So a new topic is filled and followed within a round
 //! trip or two, not after the block timeout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -297,7 +297,7 @@ impl TopicsReader {
     /// `XREAD BLOCK` over every topic's stream, each after the last entry read from it (the
     /// oldest of them, should two topics share a stream while one is leaving).
     fn xread(&self) -> redis::Cmd {
-        let mut streams: BTreeMap<&str, StreamId> = BTreeMap::new();
+        let mut streams: HashMap<&str, StreamId> = HashMap::with_capacity(self.topics.len());
         for topic in self.topics.values() {
             let last = topic.reader.last();
             streams
@@ -312,6 +312,7 @@ impl TopicsReader {
             .arg("COUNT")
             .arg(1)
             .arg("STREAMS");
+        // Keys first, then their ids in the same order: one pass over the map for each.
         for key in streams.keys() {
             command.arg(*key);
         }
