@@ -472,6 +472,24 @@ async fn eviction_frees_the_node_not_the_history_and_the_bound_refuses() {
     );
     drop(garden);
 
+    // Every key evicted: each leaves the reader's XREAD, which is not issued again with none.
+    until_blocked(&redis, "node-a").await;
+    drop(kitchen);
+    assert_eq!(a.sweep(), 2);
+    assert!(a.is_empty());
+    // Within a second: well before the 5 s block would end and let it look unblocked.
+    let stopped = tokio::time::timeout(PROMPT, async {
+        while blocked_in_xread(&redis, "node-a") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(stopped.is_ok(), "the reader still blocks on evicted keys");
+    // And a key made again is followed again.
+    let mut kitchen = subscribe(&a, "kitchen", None).await;
+    let id = a.publish("kitchen", Event::new().data("3")).await.unwrap();
+    assert_eq!(text(&next(&mut kitchen).await), frame_of(id, "3"));
+
     // Evicting the idlest instead of refusing.
     let b = within(
         "connect",
