@@ -489,6 +489,11 @@ async fn eviction_frees_the_node_not_the_history_and_the_bound_refuses() {
     let mut kitchen = subscribe(&a, "kitchen", None).await;
     let id = a.publish("kitchen", Event::new().data("3")).await.unwrap();
     assert_eq!(text(&next(&mut kitchen).await), frame_of(id, "3"));
+    #[cfg(feature = "json")]
+    {
+        let id = a.publish_json("kitchen", &[1, 2]).await.unwrap();
+        assert_eq!(text(&next(&mut kitchen).await), frame_of(id, "[1,2]"));
+    }
 
     // Evicting the idlest instead of refusing.
     let b = within(
