@@ -11,7 +11,8 @@
 //! - [`LogRegistry`] keeps a log per key (rooms, users, documents): made on first use, evicted
 //!   when idle, at most `max_keys` of them ([`WhenFull`], [`RegistryFull`], [`KeySubscription`]).
 //! - `redis` (feature `redis`): `RedisLog`, the same window fed from a Redis stream shared by
-//!   several server nodes.
+//!   several server nodes; `RedisLogRegistry`, a stream per key, all read by one reader
+//!   connection per node.
 //!
 //! Words, used in this one sense each throughout:
 //! - a **gap**: events a client will not get (evicted before it read or resumed, or lost
@@ -52,7 +53,7 @@
 //! | `policy.rs` | [`OnLag`], [`OnUnknownId`] and the gap event |
 //! | `stats.rs` | [`ReplayStats`] |
 //! | `registry/` | [`LogRegistry`]: a log per key, made on first use, evicted when idle |
-//! | `redis/` | `RedisLog`: the window fed from a Redis stream (feature `redis`) |
+//! | `redis/` | `RedisLog`: the window fed from a Redis stream; `RedisLogRegistry` (feature `redis`) |
 //!
 //! Imports run one way: `log` and `redis/` publish into a `window` and make
 //! `subscription`s of it; a `subscription` reads the `window`; the `window` keeps a

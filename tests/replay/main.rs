@@ -7,3 +7,4 @@ mod http;
 mod log;
 mod registry;
 mod with_redis;
+mod with_redis_keys;

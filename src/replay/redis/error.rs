@@ -1,9 +1,10 @@
-//! [`ConnectError`] and [`PublishError`].
+//! [`ConnectError`], [`PublishError`] and [`SubscribeError`].
 
 use std::error::Error as StdError;
 use std::fmt;
 
 use crate::error::EventError;
+use crate::replay::RegistryFull;
 
 /// [`RedisLogBuilder::connect`](crate::replay::redis::RedisLogBuilder::connect) failed: the URL is not a
 /// Redis URL, Redis could not be reached, or reading the stream failed (for example the key
@@ -47,6 +48,8 @@ enum Kind {
     /// Only made with the `json` feature; kept without it so the type stays the same.
     #[cfg_attr(not(feature = "json"), allow(dead_code))]
     Event(EventError),
+    /// A new key of a [`RedisLogRegistry`](super::RedisLogRegistry) found no room.
+    Full(RegistryFull),
 }
 
 impl PublishError {
@@ -63,6 +66,18 @@ impl PublishError {
         }
     }
 
+    pub(super) fn full(source: RegistryFull) -> Self {
+        Self {
+            kind: Kind::Full(source),
+        }
+    }
+
+    /// Whether a [`RedisLogRegistry`](super::RedisLogRegistry) had no room for the event's
+    /// new key ([`RegistryFull`] is the cause): nothing was sent to Redis.
+    pub fn is_full(&self) -> bool {
+        matches!(self.kind, Kind::Full(_))
+    }
+
     /// Whether the event itself was at fault (its data failed to serialize), rather than
     /// Redis: publishing it again fails again.
     pub fn is_event(&self) -> bool {
@@ -75,6 +90,7 @@ impl fmt::Display for PublishError {
         f.write_str(match self.kind {
             Kind::Redis(_) => "could not append the event to the redis stream",
             Kind::Event(_) => "could not frame the event",
+            Kind::Full(_) => "no room for the event's key",
         })
     }
 }
@@ -84,6 +100,48 @@ impl StdError for PublishError {
         match &self.kind {
             Kind::Redis(source) => Some(source),
             Kind::Event(source) => Some(source),
+            Kind::Full(source) => Some(source),
         }
+    }
+}
+
+/// [`RedisLogRegistry::subscribe`](super::RedisLogRegistry::subscribe) made no
+/// subscription: the key is new and the registry has no room for it, or its stream could
+/// not be read from Redis in time (Redis is unreachable). An HTTP handler answers
+/// `503 Service Unavailable`, as
+/// [`RedisLogRegistry::response`](super::RedisLogRegistry::response) does.
+#[derive(Debug)]
+pub struct SubscribeError {
+    full: Option<RegistryFull>,
+}
+
+impl SubscribeError {
+    pub(super) fn full(source: RegistryFull) -> Self {
+        Self { full: Some(source) }
+    }
+
+    pub(super) fn not_loaded() -> Self {
+        Self { full: None }
+    }
+
+    /// Whether the registry had no room for the key ([`RegistryFull`] is the cause), rather
+    /// than Redis being unreachable.
+    pub fn is_full(&self) -> bool {
+        self.full.is_some()
+    }
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.full {
+            Some(_) => "no room for the key",
+            None => "could not read the key's redis stream in time",
+        })
+    }
+}
+
+impl StdError for SubscribeError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.full.as_ref().map(|full| full as _)
     }
 }

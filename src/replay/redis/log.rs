@@ -25,6 +25,7 @@ use super::error::{ConnectError, PublishError};
 use super::id::StreamId;
 use super::reader::{Progress, Reader};
 use super::script::{self, Range, FIELD};
+use super::topics::Leave;
 
 /// Publishing gives up on Redis this soon, so callers hear of an outage instead of waiting.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -110,12 +111,23 @@ struct Inner {
     max_events: usize,
     max_age_ms: Option<u64>,
     progress: Arc<Progress>,
-    reader: JoinHandle<()>,
+    follower: Follower,
+}
+
+/// Who feeds the window: a reader task of the log's own, or the registry's reader of many
+/// streams, told to let go of this one when the log goes.
+#[derive(Debug)]
+pub(super) enum Follower {
+    Own(JoinHandle<()>),
+    Shared(Leave),
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.reader.abort();
+        match &self.follower {
+            Follower::Own(reader) => reader.abort(),
+            Follower::Shared(leave) => leave.send(),
+        }
     }
 }
 
@@ -372,24 +384,36 @@ impl RedisLogBuilder {
             .await
             .map_err(ConnectError::new)?;
 
-        let limits = self.log.limits();
-        let window = Arc::new(self.log.into_window());
-        let key: Arc<str> = Arc::from(self.key);
         let script = script::script();
+        let (mut reader, make) = RedisLog::parts(Arc::from(self.key), self.log, client, script);
+        reader
+            .backfill(&mut manager)
+            .await
+            .map_err(ConnectError::new)?;
+        Ok(make(manager, Follower::Own(tokio::spawn(reader.run()))))
+    }
+}
+
+impl RedisLog {
+    /// A log's window with its reader, not yet reading, and what makes the log once it is
+    /// known who follows the stream.
+    pub(super) fn parts(
+        key: Arc<str>,
+        log: EventLogBuilder,
+        client: redis::Client,
+        script: Script,
+    ) -> (Reader, impl FnOnce(ConnectionManager, Follower) -> RedisLog) {
+        let limits = log.limits();
+        let window = Arc::new(log.into_window());
         let progress = Arc::new(Progress::default());
-        let mut reader = Reader::new(
+        let reader = Reader::new(
             client,
             key.clone(),
             script.clone(),
             window.clone(),
             progress.clone(),
         );
-        reader
-            .backfill(&mut manager)
-            .await
-            .map_err(ConnectError::new)?;
-        let reader = tokio::spawn(reader.run());
-        Ok(RedisLog {
+        let make = move |manager, follower| RedisLog {
             inner: Arc::new(Inner {
                 key,
                 window,
@@ -400,8 +424,9 @@ impl RedisLogBuilder {
                     .max_age
                     .map(|age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
                 progress,
-                reader,
+                follower,
             }),
-        })
+        };
+        (reader, make)
     }
 }

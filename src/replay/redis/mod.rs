@@ -1,12 +1,15 @@
-//! The replay log on a Redis stream, for several server nodes: [`RedisLog`].
+//! The replay log on a Redis stream, for several server nodes: [`RedisLog`]; and a log per
+//! key, each on a stream of its own, read by one connection per node: [`RedisLogRegistry`].
 //!
 //! | file | holds |
 //! | --- | --- |
 //! | `log.rs` | [`RedisLog`], [`RedisLogBuilder`]: connect, publish, subscribe |
 //! | `reader.rs` | the node's one reader of the stream: backfill, follow, reconnect |
+//! | `registry.rs` | [`RedisLogRegistry`]: a log per key, each on its own stream |
+//! | `topics.rs` | the registry's one reader of every key's stream: `XREAD` over them all |
 //! | `script.rs` | the Lua script every read goes through, and its reply |
 //! | `id.rs` | [`StreamId`] |
-//! | `error.rs` | [`ConnectError`], [`PublishError`] |
+//! | `error.rs` | [`ConnectError`], [`PublishError`], [`SubscribeError`] |
 //!
 //! # The client crate
 //!
@@ -25,8 +28,11 @@ mod error;
 mod id;
 mod log;
 mod reader;
+mod registry;
 mod script;
+mod topics;
 
-pub use self::error::{ConnectError, PublishError};
+pub use self::error::{ConnectError, PublishError, SubscribeError};
 pub use self::id::StreamId;
 pub use self::log::{RedisLog, RedisLogBuilder};
+pub use self::registry::{RedisKeySubscription, RedisLogRegistry, RedisLogRegistryBuilder};

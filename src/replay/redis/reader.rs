@@ -22,8 +22,8 @@ use super::script::{self, Entry, Range, Snapshot};
 const BATCH: usize = 512;
 /// How long one `XREAD BLOCK` waits for a new entry before it asks again; bounds how long
 /// a silently dead connection goes unnoticed.
-const BLOCK: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const BLOCK: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -175,29 +175,56 @@ impl Reader {
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         loop {
-            let read = Range::After(self.last, BATCH);
-            let snapshot = script::read(&self.script, &mut connection, &self.key, read).await?;
+            self.catch_up(&mut connection).await?;
             if self.failures > 0 {
                 tracing::info!(key = &*self.key, after = %self.last, "sse redis reader reconnected");
                 self.failures = 0;
             }
+            // Only a wake-up: what it returns is read again by the checked read above,
+            // which alone can tell whether entries were trimmed before this node saw them.
+            let _: Value = redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(millis(BLOCK))
+                .arg("COUNT")
+                .arg(1)
+                .arg("STREAMS")
+                .arg(&*self.key)
+                .arg(self.last.to_string())
+                .query_async(&mut connection)
+                .await?;
+        }
+    }
+
+    /// Checked reads of everything after `last`, delivered batch by batch, until one
+    /// comes back short: the stream has nothing more for now.
+    pub(super) async fn catch_up<C: ConnectionLike>(
+        &mut self,
+        connection: &mut C,
+    ) -> RedisResult<()> {
+        loop {
+            let read = Range::After(self.last, BATCH);
+            let snapshot = script::read(&self.script, connection, &self.key, read).await?;
             let caught_up = snapshot.entries.len() < BATCH;
             self.deliver(snapshot, caught_up);
             if caught_up {
-                // Only a wake-up: what it returns is read again by the checked read above,
-                // which alone can tell whether entries were trimmed before this node saw them.
-                let _: Value = redis::cmd("XREAD")
-                    .arg("BLOCK")
-                    .arg(millis(BLOCK))
-                    .arg("COUNT")
-                    .arg(1)
-                    .arg("STREAMS")
-                    .arg(&*self.key)
-                    .arg(self.last.to_string())
-                    .query_async(&mut connection)
-                    .await?;
+                return Ok(());
             }
         }
+    }
+
+    /// The stream's key.
+    pub(super) fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// The newest entry this node has read: where a wake-up read starts.
+    pub(super) fn last(&self) -> StreamId {
+        self.last
+    }
+
+    /// Counts a reconnect of the connection that reads this stream.
+    pub(super) fn reconnected(&self) {
+        self.progress.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Checks for entries lost to trimming, then feeds the entries read into the window.
@@ -294,12 +321,12 @@ fn id_str(id: &[u8]) -> Arc<str> {
     Arc::from(String::from_utf8_lossy(id))
 }
 
-fn backoff(failures: u32) -> Duration {
+pub(super) fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
     BACKOFF_MIN.saturating_mul(1 << doublings).min(BACKOFF_MAX)
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
