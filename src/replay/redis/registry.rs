@@ -217,21 +217,9 @@ impl<K> RedisLogRegistry<K> {
     where
         K: Send + 'static,
     {
-        let shared = Arc::downgrade(&self.shared);
-        let period = period.max(Duration::from_millis(1));
-        async move {
-            let mut every = tokio::time::interval(period);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                match shared.upgrade() {
-                    Some(shared) => {
-                        RedisLogRegistry { shared }.sweep();
-                    }
-                    None => return,
-                }
-            }
-        }
+        crate::replay::registry::sweep_every(Arc::downgrade(&self.shared), period, |shared| {
+            RedisLogRegistry { shared }.sweep();
+        })
     }
 }
 
