@@ -36,7 +36,7 @@ use server::{Proto, Server};
 /// Upper bound on any single wait, so a broken build fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(super) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
         .await
         .unwrap_or_else(|_| panic!("{what}: timed out after {WAIT:?}"))
@@ -48,11 +48,11 @@ async fn connect(redis: &RedisServer, builder: RedisLogBuilder) -> RedisLog {
         .expect("connect to redis")
 }
 
-fn last(id: impl ToString) -> Option<LastEventId> {
+pub(super) fn last(id: impl ToString) -> Option<LastEventId> {
     Some(LastEventId::new(id.to_string()))
 }
 
-fn text(frame: &EncodedEvent) -> &str {
+pub(super) fn text(frame: &EncodedEvent) -> &str {
     std::str::from_utf8(frame.as_bytes()).expect("frames are UTF-8")
 }
 
@@ -63,7 +63,7 @@ async fn next(subscription: &mut Subscription) -> EncodedEvent {
 }
 
 /// The frame the log sends for an event published with `data` under `id`.
-fn frame_of(id: StreamId, data: &str) -> String {
+pub(super) fn frame_of(id: StreamId, data: &str) -> String {
     format!("id: {id}\ndata: {data}\n\n")
 }
 

@@ -9,7 +9,6 @@ use crate::support::redis as redis_server;
 use crate::support::server;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
@@ -23,21 +22,15 @@ use tower_sse::{
     EncodedEvent, Event, KeepAlive, LastEventId, SseLayer,
 };
 
+use super::with_redis::{frame_of, last, text, within};
 use crate::support::event_source::EventSource;
 use redis_server::RedisServer;
 use server::{Proto, Server};
 
-const WAIT: Duration = Duration::from_secs(30);
 /// The reader's `XREAD` blocks for 5 s: a topic that waited for the timeout would take
 /// that long. Joining must take a few round trips, well under this.
 const PROMPT: Duration = Duration::from_millis(1_000);
 const TOPICS: [&str; 4] = ["kitchen", "garden", "attic", "cellar"];
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: timed out after {WAIT:?}"))
-}
 
 async fn node(redis: &RedisServer, name: &str) -> RedisLogRegistry<String> {
     let builder = RedisLogRegistry::builder("room:")
@@ -46,18 +39,6 @@ async fn node(redis: &RedisServer, name: &str) -> RedisLogRegistry<String> {
     within("connect", builder.connect(&redis.url()))
         .await
         .expect("connect to redis")
-}
-
-fn last(id: impl ToString) -> Option<LastEventId> {
-    Some(LastEventId::new(id.to_string()))
-}
-
-fn text(frame: &EncodedEvent) -> &str {
-    std::str::from_utf8(frame.as_bytes()).expect("frames are UTF-8")
-}
-
-fn frame_of(id: StreamId, data: &str) -> String {
-    format!("id: {id}\ndata: {data}\n\n")
 }
 
 async fn next(subscription: &mut RedisKeySubscription) -> EncodedEvent {
