@@ -557,6 +557,30 @@ impl<K> fmt::Debug for LogRegistry<K> {
     }
 }
 
+/// Runs `sweep` every `period` (at least 1 ms) while the registry behind `shared` lives:
+/// the sweeper of [`LogRegistry`] and of the Redis registry.
+pub(super) fn sweep_every<S>(
+    shared: std::sync::Weak<S>,
+    period: Duration,
+    sweep: impl Fn(Arc<S>) + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: Send + Sync + 'static,
+{
+    let period = period.max(Duration::from_millis(1));
+    async move {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match shared.upgrade() {
+                Some(shared) => sweep(shared),
+                None => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,29 +644,5 @@ mod tests {
         rooms.publish(&1, Event::new()).unwrap();
         assert_eq!(rooms.shared.idle_ms, u64::MAX);
         assert_eq!(rooms.sweep(), 0);
-    }
-}
-
-/// Runs `sweep` every `period` (at least 1 ms) while the registry behind `shared` lives:
-/// the sweeper of [`LogRegistry`] and of the Redis registry.
-pub(super) fn sweep_every<S>(
-    shared: std::sync::Weak<S>,
-    period: Duration,
-    sweep: impl Fn(Arc<S>) + Send + 'static,
-) -> impl Future<Output = ()> + Send + 'static
-where
-    S: Send + Sync + 'static,
-{
-    let period = period.max(Duration::from_millis(1));
-    async move {
-        let mut every = tokio::time::interval(period);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            match shared.upgrade() {
-                Some(shared) => sweep(shared),
-                None => return,
-            }
-        }
     }
 }
