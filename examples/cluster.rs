@@ -23,7 +23,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
@@ -121,7 +121,11 @@ where
     S: Service<Request<Incoming>, Response = Response<SseBody<Subscription>>, Error = Infallible>,
 {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/") => Ok(text(StatusCode::OK, "text/html; charset=utf-8", page)),
+        (&Method::GET, "/") => Ok(support::text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            page,
+        )),
         (&Method::GET, "/events") => Ok(events.oneshot(req).await?.map(Either::Right)),
         (&Method::POST, "/publish") => Ok(publish(req, &log).await),
         _ => Ok(plain(StatusCode::NOT_FOUND, "not found\n".to_owned())),
@@ -142,18 +146,5 @@ async fn publish<B>(req: Request<Incoming>, log: &RedisLog) -> Response<Either<T
 }
 
 fn plain<B>(status: StatusCode, message: String) -> Response<Either<Text, B>> {
-    text(status, "text/plain; charset=utf-8", Bytes::from(message))
-}
-
-fn text<B>(
-    status: StatusCode,
-    content_type: &'static str,
-    body: Bytes,
-) -> Response<Either<Text, B>> {
-    let mut response = Response::new(Either::Left(Full::new(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+    support::text(status, "text/plain; charset=utf-8", Bytes::from(message))
 }

@@ -139,14 +139,14 @@ where
 {
     let path = req.uri().path();
     if path != "/clock" && path != "/metrics" {
-        return Ok(text(
+        return Ok(support::text(
             StatusCode::NOT_FOUND,
             "text/plain",
             "not found\n".into(),
         ));
     }
     if req.method() != Method::GET {
-        let mut response = text(
+        let mut response = support::text(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
@@ -160,22 +160,9 @@ where
         let response = clock.oneshot(req).await?;
         return Ok(response.map(Either::Right));
     }
-    Ok(text(
+    Ok(support::text(
         StatusCode::OK,
         "text/plain; version=0.0.4",
         scrape.render().into(),
     ))
-}
-
-fn text<B>(
-    status: StatusCode,
-    content_type: &'static str,
-    body: Bytes,
-) -> Response<Either<Text, B>> {
-    let mut response = Response::new(Either::Left(Full::new(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

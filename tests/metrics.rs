@@ -268,6 +268,23 @@ fn tick() -> Fallible<Result<Event, BoxError>> {
     Fallible(Ok(Event::new().data("tick")))
 }
 
+/// Runs `test` on a paused current-thread runtime with a recorder local to this thread,
+/// and returns what it recorded.
+fn recorded_while<F>(test: impl FnOnce() -> F) -> Recorded
+where
+    F: std::future::Future<Output = ()>,
+{
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || runtime.block_on(test()));
+    recorded(&snapshotter)
+}
+
 /// What was recorded, each metric with its labels; taking it resets the recorder.
 type Recorded = Vec<(String, Vec<(String, String)>, DebugValue)>;
 
@@ -311,56 +328,45 @@ fn counter(recorded: &Recorded, name: &str, labels: &[(&str, &str)]) -> Option<u
 /// each on a stream of its own; one response names its own route.
 #[test]
 fn every_end_reason_is_counted_under_its_route() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let shutdown = Shutdown::new();
-            let service = ServiceBuilder::new()
-                .layer(
-                    SseLayer::new()
-                        .metrics_route("feed")
-                        .shutdown(shutdown.clone()),
-                )
-                .service_fn(|req: Request<()>| async move {
-                    let response: http::Response<Items> = match req.uri().path() {
-                        "/ends" => SseOptions::new()
-                            .metrics_route("own")
-                            .response(stream::iter([tick(), tick()]).boxed()),
-                        "/fails" => SseOptions::new()
-                            .response(stream::iter([tick(), Fallible(Err("no".into()))]).boxed()),
-                        "/short" => SseOptions::new()
-                            .max_duration(Duration::from_secs(5))
-                            .response(stream::pending().boxed()),
-                        _ => SseOptions::new().response(stream::pending().boxed()),
-                    };
-                    Ok::<_, std::convert::Infallible>(response)
-                });
-            let call = |path: &'static str| {
-                let service = service.clone();
-                async move {
-                    let request = Request::get(path).body(()).unwrap();
-                    let response = service.oneshot(request).await.unwrap();
-                    response.into_body().collect().await.unwrap().to_bytes()
-                }
-            };
-            assert_eq!(call("/ends").await, ":\n\ndata: tick\n\ndata: tick\n\n");
-            assert_eq!(call("/fails").await, ":\n\ndata: tick\n\n");
-            call("/short").await;
-            let trigger = async {
-                tokio::task::yield_now().await;
-                shutdown.trigger();
-            };
-            tokio::join!(call("/forever"), trigger);
-        })
+    let recorded = recorded_while(|| async {
+        let shutdown = Shutdown::new();
+        let service = ServiceBuilder::new()
+            .layer(
+                SseLayer::new()
+                    .metrics_route("feed")
+                    .shutdown(shutdown.clone()),
+            )
+            .service_fn(|req: Request<()>| async move {
+                let response: http::Response<Items> = match req.uri().path() {
+                    "/ends" => SseOptions::new()
+                        .metrics_route("own")
+                        .response(stream::iter([tick(), tick()]).boxed()),
+                    "/fails" => SseOptions::new()
+                        .response(stream::iter([tick(), Fallible(Err("no".into()))]).boxed()),
+                    "/short" => SseOptions::new()
+                        .max_duration(Duration::from_secs(5))
+                        .response(stream::pending().boxed()),
+                    _ => SseOptions::new().response(stream::pending().boxed()),
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            });
+        let call = |path: &'static str| {
+            let service = service.clone();
+            async move {
+                let request = Request::get(path).body(()).unwrap();
+                let response = service.oneshot(request).await.unwrap();
+                response.into_body().collect().await.unwrap().to_bytes()
+            }
+        };
+        assert_eq!(call("/ends").await, ":\n\ndata: tick\n\ndata: tick\n\n");
+        assert_eq!(call("/fails").await, ":\n\ndata: tick\n\n");
+        call("/short").await;
+        let trigger = async {
+            tokio::task::yield_now().await;
+            shutdown.trigger();
+        };
+        tokio::join!(call("/forever"), trigger);
     });
-
-    let recorded = recorded(&snapshotter);
     let closed = |route, reason| {
         let labels = [("sse.route", route), ("sse.end_reason", reason)];
         counter(&recorded, "sse.server.streams.closed", &labels)
@@ -414,60 +420,49 @@ fn the_client_counts_connects_reconnects_and_decode_errors() {
     use std::sync::Arc;
     use tower_sse::client::{Builder, Item};
 
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            // First answer: one event, then the body ends; then 204, closed for good.
-            let calls = Arc::new(AtomicUsize::new(0));
-            let service = tower::service_fn(move |_: Request<Empty<Bytes>>| {
-                let call = calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    let mut response =
-                        Response::new(Full::new(Bytes::from_static(b"id: 1\ndata: one\n\n")));
-                    if call == 0 {
-                        response
-                            .headers_mut()
-                            .insert("content-type", "text/event-stream".parse().unwrap());
-                    } else {
-                        *response.status_mut() = StatusCode::NO_CONTENT;
-                    }
-                    Ok::<_, std::convert::Infallible>(response)
+    let recorded = recorded_while(|| async {
+        // First answer: one event, then the body ends; then 204, closed for good.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let service = tower::service_fn(move |_: Request<Empty<Bytes>>| {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut response =
+                    Response::new(Full::new(Bytes::from_static(b"id: 1\ndata: one\n\n")));
+                if call == 0 {
+                    response
+                        .headers_mut()
+                        .insert("content-type", "text/event-stream".parse().unwrap());
+                } else {
+                    *response.status_mut() = StatusCode::NO_CONTENT;
                 }
-            });
-            let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
-            let items: Vec<_> = Builder::new().build(service, request).collect().await;
-            assert!(
-                matches!(items.last(), Some(Ok(Item::Closed(_)))),
-                "{items:?}"
-            );
-
-            let long_line = tower::service_fn(|_: Request<Empty<Bytes>>| async {
-                let mut response = Response::new(Full::new(Bytes::from(format!(
-                    "data: {}\n\n",
-                    "x".repeat(64)
-                ))));
-                response
-                    .headers_mut()
-                    .insert("content-type", "text/event-stream".parse().unwrap());
                 Ok::<_, std::convert::Infallible>(response)
-            });
-            let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
-            let items: Vec<_> = Builder::new()
-                .max_line_len(16)
-                .build(long_line, request)
-                .collect()
-                .await;
-            assert!(matches!(items.last(), Some(Err(_))), "{items:?}");
-        })
-    });
+            }
+        });
+        let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
+        let items: Vec<_> = Builder::new().build(service, request).collect().await;
+        assert!(
+            matches!(items.last(), Some(Ok(Item::Closed(_)))),
+            "{items:?}"
+        );
 
-    let recorded = recorded(&snapshotter);
+        let long_line = tower::service_fn(|_: Request<Empty<Bytes>>| async {
+            let mut response = Response::new(Full::new(Bytes::from(format!(
+                "data: {}\n\n",
+                "x".repeat(64)
+            ))));
+            response
+                .headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            Ok::<_, std::convert::Infallible>(response)
+        });
+        let request = Request::get("http://upstream/").body(Empty::new()).unwrap();
+        let items: Vec<_> = Builder::new()
+            .max_line_len(16)
+            .build(long_line, request)
+            .collect()
+            .await;
+        assert!(matches!(items.last(), Some(Err(_))), "{items:?}");
+    });
     assert_eq!(counter(&recorded, "sse.client.connects", &[]), Some(2));
     let reconnects = [("sse.reconnect_cause", "ended")];
     assert_eq!(

@@ -402,3 +402,21 @@ pub(crate) async fn read_text(
         }
     }
 }
+
+/// A whole (not streamed) response with `status`, `content_type` and `body`, on the left
+/// of the `Either` whose right side is an example's event stream.
+pub(crate) fn text<B>(
+    status: http::StatusCode,
+    content_type: &'static str,
+    body: hyper::body::Bytes,
+) -> Response<http_body_util::Either<http_body_util::Full<hyper::body::Bytes>, B>> {
+    let mut response = Response::new(http_body_util::Either::Left(http_body_util::Full::new(
+        body,
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
