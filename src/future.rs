@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
@@ -15,6 +15,7 @@ use crate::body::SseBody;
 use crate::compression::{self, AcceptEncoding};
 use crate::config::{LayerConfig, SseOptions};
 use crate::item::{SseItem, SseStream};
+use crate::keep_alive::ConnectionKey;
 
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 const TEXT_EVENT_STREAM: &str = "text/event-stream";
@@ -27,7 +28,32 @@ pin_project! {
         state: State<F>,
         config: Option<Arc<LayerConfig>>,
         span: Span,
-        accept: AcceptEncoding,
+        request: StreamRequest,
+    }
+}
+
+/// What the request says about how its stream goes out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamRequest {
+    accept: AcceptEncoding,
+    connection: Option<ConnectionKey>,
+}
+
+impl StreamRequest {
+    pub(crate) fn read<B>(req: &Request<B>) -> Self {
+        Self {
+            // Read whether the layer compresses or not: a response's options may turn it on.
+            accept: AcceptEncoding::read(req.headers()),
+            connection: req.extensions().get::<ConnectionKey>().copied(),
+        }
+    }
+
+    /// Nothing known: no compression, keep-alives in turn.
+    pub(crate) fn unknown() -> Self {
+        Self {
+            accept: AcceptEncoding::identity(),
+            connection: None,
+        }
     }
 }
 
@@ -46,13 +72,13 @@ impl<F> ResponseFuture<F> {
         inner: F,
         config: Arc<LayerConfig>,
         span: Span,
-        accept: AcceptEncoding,
+        request: StreamRequest,
     ) -> Self {
         Self {
             state: State::Called { inner },
             config: Some(config),
             span,
-            accept,
+            request,
         }
     }
 
@@ -62,7 +88,7 @@ impl<F> ResponseFuture<F> {
             state: State::Ended,
             config: Some(config),
             span,
-            accept: AcceptEncoding::identity(),
+            request: StreamRequest::unknown(),
         }
     }
 }
@@ -93,7 +119,7 @@ where
             response,
             config,
             span,
-            *this.accept,
+            *this.request,
         )))
     }
 }
@@ -112,15 +138,16 @@ where
     St: Stream,
     St::Item: SseItem,
 {
-    into_encoded_sse_response(response, config, span, AcceptEncoding::identity())
+    into_encoded_sse_response(response, config, span, StreamRequest::unknown())
 }
 
-/// [`into_sse_response`], compressed when the configuration says so and `accept` allows it.
+/// [`into_sse_response`] for `request`: compressed when the configuration says so and its
+/// `Accept-Encoding` allows it, with keep-alives due with its connection's.
 pub(crate) fn into_encoded_sse_response<St>(
     response: Response<St>,
     config: Arc<LayerConfig>,
     span: Span,
-    accept: AcceptEncoding,
+    request: StreamRequest,
 ) -> Response<SseBody<St>>
 where
     St: Stream,
@@ -134,8 +161,10 @@ where
     }
     let config = LayerConfig::for_response(config, options.as_ref());
     set_headers(&mut parts.headers, compression::headers_set(&config));
-    let encoder = compression::negotiate(&config, accept, &mut parts.headers);
-    let body = SseBody::new(stream, config, span).with_encoder(encoder);
+    let encoder = compression::negotiate(&config, request.accept, &mut parts.headers);
+    let body = SseBody::new(stream, config, span)
+        .with_encoder(encoder)
+        .on_connection(request.connection);
     Response::from_parts(parts, body)
 }
 

@@ -1,6 +1,7 @@
 //! Keep-alive comments, sent when a stream has been quiet for a while.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -17,11 +18,15 @@ const DEFAULT_JITTER: f64 = 0.2;
 /// all. Proxies and load balancers close connections that stay silent past their idle
 /// timeout; choose an interval below the smallest of those (the default is 15 s).
 ///
-/// The first keep-alive of each silence comes at a random point between
-/// `(1 - jitter) * interval` and `interval` (jitter 0.2 by default, so 12 to 15 s), and
-/// the following ones of that silence one interval apart. Streams opened together, or
-/// woken together by one broadcast event, then do not all wake and write at the same
-/// instant, and a keep-alive never comes later than the interval after the last frame.
+/// The first keep-alive of each silence comes at a point between `(1 - jitter) * interval`
+/// and `interval` (jitter 0.2 by default, so 12 to 15 s), and the following ones of that
+/// silence one interval apart. Streams opened together, or woken together by one broadcast
+/// event, then do not all wake and write at the same instant, and a keep-alive never comes
+/// later than the interval after the last frame. The points lie on a grid shared by all
+/// streams, at most 32 per window and at least 125 ms apart, taken by the streams in turn
+/// (or by connection, see [`ConnectionKey`]): the streams due at one point wake together,
+/// so ten thousand idle streams wake the server a few dozen times per round rather than
+/// thousands.
 /// A stream that sends a frame at least every `(1 - jitter) * interval` sends none; set
 /// [`jitter(0.0)`](Self::jitter) for keep-alives exactly on the interval.
 ///
@@ -90,6 +95,52 @@ impl KeepAlive {
 impl Default for KeepAlive {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Which connection a request came on, put in each request's extensions by the server:
+/// [`SseLayer`](crate::SseLayer) then gives all streams of one connection the same point of
+/// the keep-alive's window, so over HTTP/2 they wake together and share one write, while
+/// connections still spread over the window.
+///
+/// Without it each stream takes the next point in turn, which is as good over HTTP/1.1 (one
+/// stream per connection). Handlers that return an [`SseResponse`](crate::axum::SseResponse)
+/// through axum, outside the layer, take points in turn too.
+///
+/// # Example
+///
+/// A key per accepted connection, given to every request of that connection:
+///
+/// ```
+/// use http::Request;
+/// use tower::ServiceExt;
+/// use tower_sse::ConnectionKey;
+///
+/// # fn serve_connection<S>(_: S) {}
+/// # let app = tower::service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(()) });
+/// // For each accepted connection:
+/// let key = ConnectionKey::next();
+/// let service = app.clone().map_request(move |mut req: Request<()>| {
+///     req.extensions_mut().insert(key);
+///     req
+/// });
+/// serve_connection(service);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionKey(u32);
+
+impl ConnectionKey {
+    /// A key for a newly accepted connection. Keys are handed out in turn, so connections
+    /// accepted one after another take neighbouring points of the window: they spread over
+    /// it evenly.
+    pub fn next() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The grid point its streams take, modulo the points per window.
+    pub(crate) fn slot(self) -> u32 {
+        self.0
     }
 }
 

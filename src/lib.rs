@@ -136,7 +136,7 @@ pub use error::{BoxError, EventError, OnItemError};
 pub use event::{EncodedEvent, Event, EventId, EventType};
 pub use future::ResponseFuture;
 pub use item::{Fallible, SseItem, SseStream};
-pub use keep_alive::KeepAlive;
+pub use keep_alive::{ConnectionKey, KeepAlive};
 pub use last_event_id::{LastEventId, LAST_EVENT_ID};
 pub use layer::SseLayer;
 pub use maybe_stream::MaybeStream;

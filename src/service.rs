@@ -7,9 +7,8 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::body::SseBody;
-use crate::compression::AcceptEncoding;
 use crate::config::LayerConfig;
-use crate::future::ResponseFuture;
+use crate::future::{ResponseFuture, StreamRequest};
 use crate::item::SseStream;
 use crate::last_event_id::LastEventId;
 
@@ -98,14 +97,13 @@ where
             "sse",
             last_event_id = last_event_id.as_ref().map(LastEventId::as_str)
         );
-        // Read whether the layer compresses or not: a response's options may turn it on.
-        let accept = AcceptEncoding::read(req.headers());
+        let request = StreamRequest::read(&req);
         if let Some(id) = last_event_id {
             if id.is_end_of_stream() {
                 return ResponseFuture::ended(self.config.clone(), span);
             }
             req.extensions_mut().insert(id);
         }
-        ResponseFuture::new(self.inner.call(req), self.config.clone(), span, accept)
+        ResponseFuture::new(self.inner.call(req), self.config.clone(), span, request)
     }
 }

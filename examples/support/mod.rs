@@ -22,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::{sleep, sleep_until, timeout_at, Instant, Sleep};
-use tower::Service;
+use tower::{Service, ServiceExt};
+use tower_sse::ConnectionKey;
 
 /// Logs to stderr at `info`, or as `RUST_LOG` says.
 pub(crate) fn init_tracing() {
@@ -185,7 +186,13 @@ where
             tracing::info!(failed, "accepting again");
             failed = 0;
         }
-        let service = TowerToHyperService::new(app.clone());
+        // The keep-alives of one HTTP/2 connection's streams then share wake-ups and writes.
+        let key = ConnectionKey::next();
+        let service =
+            TowerToHyperService::new(app.clone().map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(key);
+                req
+            }));
         let (http1, http2) = (builders.0.clone(), builders.1.clone());
         let deadline = Instant::now() + deadlines.header;
         let write_stall = deadlines.write_stall;

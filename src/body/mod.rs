@@ -29,7 +29,7 @@ use crate::config::LayerConfig;
 use crate::error::OnItemError;
 use crate::item::sealed::Sealed;
 use crate::item::{SseItem, SseStream};
-use crate::keep_alive::KeepAlive;
+use crate::keep_alive::{ConnectionKey, KeepAlive};
 
 mod deadline;
 mod report;
@@ -76,6 +76,8 @@ pin_project! {
         report: Report,
         // Every frame leaves through it: compressed when negotiated, as is otherwise.
         encoder: Encoder,
+        // The keep-alive's point on the grid, shared by the streams of one connection.
+        keep_alive_slot: Option<u32>,
     }
 }
 
@@ -119,7 +121,14 @@ impl<St> SseBody<St> {
             config,
             report: Report::new(span),
             encoder: Encoder::identity(),
+            keep_alive_slot: None,
         }
+    }
+
+    /// Keeps the keep-alives due with those of the other streams of `connection`.
+    pub(crate) fn on_connection(mut self, connection: Option<ConnectionKey>) -> Self {
+        self.keep_alive_slot = connection.map(ConnectionKey::slot);
+        self
     }
 
     /// Sends every frame through `encoder`, as negotiated for this response.
@@ -280,15 +289,14 @@ where
         let Some(keep_alive) = &self.config.keep_alive else {
             return ControlFlow::Continue(());
         };
-        let delay = keep_alive_delay(keep_alive);
+        let delay = keep_alive_delay(keep_alive, *self.keep_alive_slot);
         if self.keep_alive.poll_expired(cx, delay).is_pending() {
             return ControlFlow::Continue(());
         }
         self.report.keep_alive_sent();
         let frame = keep_alive.frame.clone();
         // Within one silence, keep-alives are one whole interval apart.
-        let interval = keep_alive.interval;
-        self.keep_alive.restart_exact(Instant::now(), interval);
+        self.keep_alive.restart_from_due(keep_alive.interval);
         ControlFlow::Break(self.flush_with(frame))
     }
 
@@ -342,7 +350,8 @@ impl<St> SseBodyProj<'_, St> {
         }
         if let Some(keep_alive) = &config.keep_alive {
             // Jittered, so that streams opened together do not all wake together.
-            *self.keep_alive = Deadline::start(now, keep_alive_delay(keep_alive));
+            let delay = keep_alive_delay(keep_alive, *self.keep_alive_slot);
+            *self.keep_alive = Deadline::start(now, delay);
         }
         if let Some(shutdown) = &config.shutdown {
             *self.shutdown = Some(Box::pin(shutdown.notified()));
@@ -452,10 +461,11 @@ fn idle_delay(config: &LayerConfig) -> Option<Delay> {
     config.idle_timeout.map(Delay::exact)
 }
 
-/// How long after the last frame the first keep-alive of a silence goes out: a random point
-/// of `[(1 - jitter) * interval, interval]`, never later than the interval.
-fn keep_alive_delay(keep_alive: &KeepAlive) -> Delay {
-    Delay::jittered(keep_alive.interval, keep_alive.jitter)
+/// How long after the last frame the first keep-alive of a silence goes out: a point of
+/// `[(1 - jitter) * interval, interval]`, the connection's if it has a slot, never later
+/// than the interval.
+fn keep_alive_delay(keep_alive: &KeepAlive, slot: Option<u32>) -> Delay {
+    Delay::jittered(keep_alive.interval, keep_alive.jitter).in_slot(slot)
 }
 
 impl<St> fmt::Debug for SseBody<St> {
