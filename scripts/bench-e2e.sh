@@ -7,11 +7,13 @@
 #
 #   scripts/bench-e2e.sh [runs] [scenario...]
 #
-# runs defaults to 3; scenarios to `burst1 burst100 idle floor fanout h2idle`. Peers are
+# runs defaults to 3; scenarios to `burst1 burst100 idle floor fanout fanout10k-2
+# fanout10k-10 h2idle`. Peers are
 # `<server>[/<setup>]` (see bench/benches/e2e/servers/mod.rs), set with
 #   SSE_BENCH_PEERS     HTTP/1.1 scenarios (default: tower-sse tower-sse/tuned tower-sse/auto
 #                       tower-sse/auto-tuned axum actix-web-lab)
-#   SSE_BENCH_H2_PEERS  h2idle (default: tower-sse/h2 tower-sse/auto-tuned axum/h2)
+#   SSE_BENCH_H2_PEERS  h2idle (default: tower-sse/h2 tower-sse/auto-tuned axum/h2
+#                       actix-web-lab/h2, the last on actix-web's h2c listener)
 # A peer named `<peer>+jemalloc` runs on jemalloc (Debian's libjemalloc2, preloaded).
 # Each client phase has a deadline and each client run a timeout, so the script always ends.
 set -euo pipefail
@@ -20,10 +22,10 @@ cd "$(dirname "$0")/.."
 runs=${1:-3}
 shift || true
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(burst1 burst100 idle floor fanout h2idle)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(burst1 burst100 idle floor fanout fanout10k-2 fanout10k-10 h2idle)
 port=${SSE_BENCH_PORT:-38917}
 read -r -a peers <<<"${SSE_BENCH_PEERS:-tower-sse tower-sse/tuned tower-sse/auto tower-sse/auto-tuned axum actix-web-lab}"
-read -r -a h2_peers <<<"${SSE_BENCH_H2_PEERS:-tower-sse/h2 tower-sse/auto-tuned axum/h2}"
+read -r -a h2_peers <<<"${SSE_BENCH_H2_PEERS:-tower-sse/h2 tower-sse/auto-tuned axum/h2 actix-web-lab/h2}"
 
 # 10,000 idle connections need a descriptor each, in the server and in the client.
 ulimit -n "$(ulimit -Hn)"
@@ -47,8 +49,6 @@ for run in $(seq "$runs"); do
   for scenario in "${scenarios[@]}"; do
     case $scenario in
       h2idle) order=("${h2_peers[@]}") ;;
-      # actix-web-lab has no broadcast of its own to fan out from.
-      fanout) order=() ; for p in "${peers[@]}"; do [ "$p" = actix-web-lab ] || order+=("$p"); done ;;
       *) order=("${peers[@]}") ;;
     esac
     # Reverse the order every other run, so drift on a shared machine hits all peers alike.

@@ -58,6 +58,20 @@ impl Conn {
         Ok(conn)
     }
 
+    /// Reads and drops what arrives until `deadline` or the end of the response, calling
+    /// `arrived` after each read that returned bytes.
+    pub(crate) async fn read_arrivals(&mut self, deadline: Instant, mut arrived: impl FnMut()) {
+        (self.start, self.end) = (0, 0);
+        while let Ok(Ok(1..)) = timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            self.stream.read(&mut self.buf),
+        )
+        .await
+        {
+            arrived();
+        }
+    }
+
     async fn fill(&mut self) -> std::io::Result<bool> {
         if self.start == self.end {
             self.start = 0;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! e2e server <peer>[/<setup>] <port>
-//! e2e client <peer>[/<setup>] <port> <server-pid> <burst1|burst100|idle|floor|fanout|h2idle>
+//! e2e client <peer>[/<setup>] <port> <server-pid> <scenario>
 //! e2e report <results-file>
 //! e2e sizes     # bytes of each setup's connection future, as its task holds it
 //! ```
@@ -19,8 +19,13 @@
 //! - `/idle`: no events, keep-alive comments every 20 s (`IDLE_KEEP_ALIVE`);
 //! - `/floor`: a plain streaming body that never sends anything: what an open streaming
 //!   connection costs the server without any SSE code;
-//! - `/fanout` (tower-sse and axum): events published to every client by one source,
-//!   started by `/start?events=N&rate=R`.
+//! - `/fanout`: events published to every client by one source, started by
+//!   `/start?events=N&rate=R` (tower-sse through an `EventLog`, the peers through a
+//!   `tokio::sync::broadcast` channel).
+//!
+//! Scenarios: `burst1`, `burst100`, `idle`, `floor`, `fanout` (1,000 clients, 1,000
+//! events/s), `fanout10k-2` and `fanout10k-10` (10,000 clients, 2 and 10 events/s) and
+//! `h2idle` (10,000 HTTP/2 streams over 100 connections).
 //!
 //! Every phase of the client has a deadline, so a run always ends. A scenario is a function
 //! in `scenarios.rs` and one line in `client()`; a peer is a module in `servers/`.
@@ -97,6 +102,9 @@ fn client(which: &str, port: u16, pid: u32, scenario: &str) {
             "idle" => scenarios::idle(port, pid, "/idle", 10_000, &emit).await,
             "floor" => scenarios::idle(port, pid, "/floor", 10_000, &emit).await,
             "fanout" => scenarios::fanout(port, pid, 1_000, 10_000, 1_000, &emit).await,
+            // Many quiet clients, as notification and dashboard services have: 15 s each.
+            "fanout10k-2" => scenarios::fanout(port, pid, 10_000, 30, 2, &emit).await,
+            "fanout10k-10" => scenarios::fanout(port, pid, 10_000, 150, 10, &emit).await,
             "h2idle" => scenarios::h2_idle(port, pid, 100, 100, &emit).await,
             other => panic!("unknown scenario {other}"),
         }

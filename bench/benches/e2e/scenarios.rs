@@ -76,7 +76,8 @@ async fn open_many(port: u16, path: &str, n: usize) -> Vec<Conn> {
 }
 
 /// `n` idle HTTP/1.1 connections on `path`: the server's RSS per connection, then (on
-/// `/idle`) its CPU time and wake-ups in a window between two rounds of keep-alives.
+/// `/idle`) how two rounds of keep-alives spread, the server's CPU time and wake-ups over
+/// both, and over a window between them.
 pub(crate) async fn idle(port: u16, pid: u32, path: &str, n: usize, emit: &impl Fn(&str, f64)) {
     let before = measure::rss_kib(pid);
     let started = Instant::now();
@@ -84,14 +85,34 @@ pub(crate) async fn idle(port: u16, pid: u32, path: &str, n: usize, emit: &impl 
     let spread = started.elapsed();
     emit("connections", conns.len() as f64);
     emit("connect s", spread.as_secs_f64());
-    let per_conn = |rss: u64| rss.saturating_sub(before) as f64 / conns.len().max(1) as f64;
+    let streams = conns.len();
+    let per_conn = |rss: u64| rss.saturating_sub(before) as f64 / streams.max(1) as f64;
     emit("RSS KiB/conn, open", per_conn(measure::rss_kib(pid)));
     if path != "/idle" {
         return;
     }
+    let rounds = Rounds::new(started);
+    let end = rounds.end(spread);
+    let (ticks_0, switches_0) = measure::usage(pid);
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let rounds = rounds.clone();
+            tokio::spawn(async move {
+                // What comes within half an interval is the opening frame, not a keep-alive.
+                let opened = Instant::now();
+                conn.read_arrivals(end, || {
+                    if opened.elapsed() >= IDLE_KEEP_ALIVE / 2 {
+                        rounds.file();
+                    }
+                })
+                .await;
+            })
+        })
+        .collect();
     // Every connection has now had its first keep-alive, which is when some bodies first
     // send anything: from here on the servers hold what an idle stream holds for good.
-    tokio::time::sleep_until(started + IDLE_KEEP_ALIVE + spread + Duration::from_secs(1)).await;
+    tokio::time::sleep_until(rounds.first_end(spread)).await;
     emit(
         "RSS KiB/conn, after a keep-alive",
         per_conn(measure::rss_kib(pid)),
@@ -100,15 +121,109 @@ pub(crate) async fn idle(port: u16, pid: u32, path: &str, n: usize, emit: &impl 
     let window = IDLE_KEEP_ALIVE
         .saturating_sub(spread + Duration::from_secs(2))
         .min(Duration::from_secs(10));
-    let (ticks_0, switches_0) = measure::usage(pid);
+    let (window_ticks_0, window_switches_0) = measure::usage(pid);
     tokio::time::sleep(window).await;
-    let (ticks_1, switches_1) = measure::usage(pid);
+    let (window_ticks_1, window_switches_1) = measure::usage(pid);
     emit("quiet window s", window.as_secs_f64());
-    emit("CPU ticks in window", (ticks_1 - ticks_0) as f64);
-    emit("wake-ups in window", (switches_1 - switches_0) as f64);
-    drop(conns);
+    emit(
+        "CPU ticks in window",
+        (window_ticks_1 - window_ticks_0) as f64,
+    );
+    emit(
+        "wake-ups in window",
+        (window_switches_1 - window_switches_0) as f64,
+    );
+    for reader in readers {
+        let _ = reader.await;
+    }
+    let (ticks_1, switches_1) = measure::usage(pid);
+    rounds.emit(streams, spread, emit);
+    emit(
+        "server CPU s, two rounds",
+        (ticks_1 - ticks_0) as f64 / 100.0,
+    );
+    emit(
+        "server wake-ups, two rounds",
+        (switches_1 - switches_0) as f64,
+    );
 }
 
+/// Width of one bucket of the keep-alive arrival histogram.
+const BUCKET: Duration = Duration::from_millis(100);
+
+/// When the keep-alives of idle streams arrive, in 100 ms buckets since the first stream
+/// was requested, over two rounds: streams opened over `spread` each send their first
+/// keep-alive at most one interval after opening, and the next one interval later.
+#[derive(Clone)]
+struct Rounds {
+    started: Instant,
+    buckets: Arc<Vec<AtomicU32>>,
+}
+
+impl Rounds {
+    /// Time enough for the opening phase and two rounds.
+    const LONGEST: Duration = Duration::from_secs(3 * IDLE_KEEP_ALIVE.as_secs());
+
+    fn new(started: Instant) -> Self {
+        let buckets = (0..=Self::LONGEST.as_millis() / BUCKET.as_millis())
+            .map(|_| AtomicU32::new(0))
+            .collect();
+        Self {
+            started,
+            buckets: Arc::new(buckets),
+        }
+    }
+
+    /// After the last stream's first keep-alive, for streams opened over `spread`.
+    fn first_end(&self, spread: Duration) -> Instant {
+        self.started + IDLE_KEEP_ALIVE + spread + Duration::from_secs(1)
+    }
+
+    /// After the last stream's second keep-alive.
+    fn end(&self, spread: Duration) -> Instant {
+        self.first_end(spread) + IDLE_KEEP_ALIVE
+    }
+
+    /// Files a keep-alive that arrived now.
+    fn file(&self) {
+        let at = self.started.elapsed().as_millis() / BUCKET.as_millis();
+        if let Some(bucket) = self.buckets.get(at as usize) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many keep-alives arrived, the fullest bucket as a share of `streams`, and how
+    /// long the first round took from its first to its last keep-alive.
+    fn emit(&self, streams: usize, spread: Duration, emit: &impl Fn(&str, f64)) {
+        let counts: Vec<u32> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        emit(
+            "keep-alives in two rounds",
+            counts.iter().map(|&c| f64::from(c)).sum(),
+        );
+        emit(
+            "fullest 100 ms, % of streams",
+            100.0 * f64::from(counts.iter().copied().max().unwrap_or(0)) / streams.max(1) as f64,
+        );
+        let first_end = (self.first_end(spread) - self.started).as_millis() / BUCKET.as_millis();
+        let first_round = &counts[..=(first_end as usize).min(counts.len() - 1)];
+        let round_spread = match (
+            first_round.iter().position(|&c| c > 0),
+            first_round.iter().rposition(|&c| c > 0),
+        ) {
+            (Some(first), Some(last)) => (last - first + 1) as f64 * BUCKET.as_secs_f64(),
+            _ => 0.0,
+        };
+        emit("first round spread s", round_spread);
+    }
+}
+
+/// `clients` connections on `/fanout`, then `events` events published at `rate` per
+/// second: the share delivered, latency from publish to read, and both processes' CPU
+/// time, also per delivery for the server.
 pub(crate) async fn fanout(
     port: u16,
     pid: u32,
@@ -161,18 +276,19 @@ pub(crate) async fn fanout(
     );
     emit("p50 ms", pct(0.50));
     emit("p99 ms", pct(0.99));
-    emit("server CPU s", (ticks_1 - ticks_0) as f64 / 100.0);
+    let server_cpu = (ticks_1 - ticks_0) as f64 / 100.0;
+    emit("server CPU s", server_cpu);
+    emit(
+        "server CPU us/delivery",
+        server_cpu * 1e6 / delivered.max(1) as f64,
+    );
     emit("client CPU s", (client_1 - client_0) as f64 / 100.0);
 }
 
-/// Width of one bucket of the keep-alive arrival histogram.
-const BUCKET: Duration = Duration::from_millis(100);
-
 /// `connections` HTTP/2 connections (prior knowledge) with `streams` `/idle` streams each,
 /// all opened at once as a browser's `EventSource`s reconnecting after a deploy would be:
-/// the server's RSS per stream, and how the first round of keep-alives spreads (arrivals
-/// in 100 ms buckets: the fullest bucket, the spread from first to last, and the server's
-/// CPU time and wake-ups over the round).
+/// the server's RSS per stream, how two rounds of keep-alives spread, and the server's CPU
+/// time and wake-ups from open to the end of the second round.
 pub(crate) async fn h2_idle(
     port: u16,
     pid: u32,
@@ -182,13 +298,8 @@ pub(crate) async fn h2_idle(
 ) {
     let before = measure::rss_kib(pid);
     let started = Instant::now();
-    let deadline = started + IDLE_KEEP_ALIVE * 3;
-    // Arrivals of keep-alives, by bucket since start.
-    let buckets: Arc<Vec<AtomicU32>> = Arc::new(
-        (0..deadline.duration_since(started).as_millis() / BUCKET.as_millis() + 1)
-            .map(|_| AtomicU32::new(0))
-            .collect(),
-    );
+    let deadline = started + Rounds::LONGEST;
+    let rounds = Rounds::new(started);
     let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut senders = Vec::new();
     for _ in 0..connections {
@@ -210,7 +321,7 @@ pub(crate) async fn h2_idle(
     for sender in &senders {
         for _ in 0..streams {
             let mut sender = sender.clone();
-            let (buckets, open_tx) = (buckets.clone(), open_tx.clone());
+            let (open_tx, rounds) = (open_tx.clone(), rounds.clone());
             tokio::spawn(async move {
                 let request = http::Request::get(format!("http://127.0.0.1:{port}/idle"))
                     .body(Empty::<Bytes>::new())
@@ -228,12 +339,8 @@ pub(crate) async fn h2_idle(
                 {
                     // An opening frame comes at once (tower-sse sends one, axum does not);
                     // a keep-alive comes an interval, or most of one, later.
-                    if !frame.is_data() || opened.elapsed() < IDLE_KEEP_ALIVE / 2 {
-                        continue;
-                    }
-                    let at = started.elapsed().as_millis() / BUCKET.as_millis();
-                    if let Some(bucket) = buckets.get(at as usize) {
-                        bucket.fetch_add(1, Ordering::Relaxed);
+                    if frame.is_data() && opened.elapsed() >= IDLE_KEEP_ALIVE / 2 {
+                        rounds.file();
                     }
                 }
             });
@@ -255,40 +362,20 @@ pub(crate) async fn h2_idle(
     let per_stream = |rss: u64| rss.saturating_sub(before) as f64 / open.max(1) as f64;
     emit("RSS KiB/stream, open", per_stream(measure::rss_kib(pid)));
     let (ticks_0, switches_0) = measure::usage(pid);
-    tokio::time::sleep_until(started + IDLE_KEEP_ALIVE + spread + Duration::from_secs(1)).await;
-    let (ticks_1, switches_1) = measure::usage(pid);
+    tokio::time::sleep_until(rounds.first_end(spread)).await;
     emit(
         "RSS KiB/stream, after a keep-alive",
         per_stream(measure::rss_kib(pid)),
     );
-    let counts: Vec<u32> = buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-    let first = counts.iter().position(|&c| c > 0);
-    let last = counts.iter().rposition(|&c| c > 0);
+    tokio::time::sleep_until(rounds.end(spread)).await;
+    let (ticks_1, switches_1) = measure::usage(pid);
+    rounds.emit(open, spread, emit);
     emit(
-        "keep-alives in round",
-        counts.iter().map(|&c| f64::from(c)).sum(),
+        "server CPU s, two rounds",
+        (ticks_1 - ticks_0) as f64 / 100.0,
     );
     emit(
-        "peak keep-alives per 100 ms",
-        f64::from(counts.iter().copied().max().unwrap_or(0)),
-    );
-    emit(
-        "round spread s",
-        match (first, last) {
-            (Some(first), Some(last)) => (last - first + 1) as f64 * BUCKET.as_secs_f64(),
-            _ => 0.0,
-        },
-    );
-    emit(
-        "buckets with keep-alives",
-        counts.iter().filter(|&&c| c > 0).count() as f64,
-    );
-    emit(
-        "server CPU ticks, open to round end",
-        (ticks_1 - ticks_0) as f64,
-    );
-    emit(
-        "server wake-ups, open to round end",
+        "server wake-ups, two rounds",
         (switches_1 - switches_0) as f64,
     );
     drop(senders);

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
 use crate::current_thread;
 
@@ -49,7 +50,7 @@ pub(crate) fn run(which: &str, port: u16) {
     let router = match peer {
         "tower-sse" => tower_sse::router(),
         "axum" => axum::router(),
-        "actix-web-lab" => return actix::run(port),
+        "actix-web-lab" => return actix::run(port, matches!(setup, Setup::H2)),
         other => panic!("unknown server {other}"),
     };
     // Built once: a builder with a timer holds it in an `Arc`, shared by its connections.
@@ -67,7 +68,15 @@ pub(crate) fn run(which: &str, port: u16) {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router.clone());
+            // As docs/deployment.md recommends: a key per connection, so that the
+            // keep-alives of one HTTP/2 connection's streams share wake-ups and writes.
+            let key = ::tower_sse::ConnectionKey::next();
+            let service = TowerToHyperService::new(router.clone().map_request(
+                move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(key);
+                    req
+                },
+            ));
             match setup {
                 Setup::Http1 => {
                     tokio::spawn(async move {
