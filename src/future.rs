@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use futures_core::Stream;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
@@ -37,6 +37,7 @@ pin_project! {
 pub(crate) struct StreamRequest {
     accept: AcceptEncoding,
     connection: Option<ConnectionKey>,
+    http2: bool,
 }
 
 impl StreamRequest {
@@ -45,14 +46,16 @@ impl StreamRequest {
             // Read whether the layer compresses or not: a response's options may turn it on.
             accept: AcceptEncoding::read(req.headers()),
             connection: req.extensions().get::<ConnectionKey>().copied(),
+            http2: req.version() == Version::HTTP_2,
         }
     }
 
-    /// Nothing known: no compression, keep-alives in turn.
+    /// Nothing known: no compression, keep-alives in turn, framed as for HTTP/1.1.
     pub(crate) fn unknown() -> Self {
         Self {
             accept: AcceptEncoding::identity(),
             connection: None,
+            http2: false,
         }
     }
 }
@@ -164,7 +167,8 @@ where
     let encoder = compression::negotiate(&config, request.accept, &mut parts.headers);
     let body = SseBody::new(stream, config, span)
         .with_encoder(encoder)
-        .on_connection(request.connection);
+        .on_connection(request.connection)
+        .over_http2(request.http2);
     Response::from_parts(parts, body)
 }
 

@@ -1,6 +1,6 @@
 //! What the layer serves: a [`SseStream`] of [`SseItem`]s, and the [`Fallible`] wrapper.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
 use crate::error::BoxError;
@@ -68,6 +68,15 @@ pub(crate) mod sealed {
     pub trait Sealed {
         /// Appends this item's frame to `buf`, or leaves `buf` untouched and fails.
         fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError>;
+
+        /// This item's frame as it is, when it is one already: a lone ready event then
+        /// goes out without a copy. Otherwise the item back, to encode.
+        fn into_frame(self) -> Result<Bytes, Self>
+        where
+            Self: Sized,
+        {
+            Err(self)
+        }
     }
 }
 
@@ -82,6 +91,10 @@ impl sealed::Sealed for EncodedEvent {
     fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
         buf.extend_from_slice(self.as_bytes());
         Ok(())
+    }
+
+    fn into_frame(self) -> Result<Bytes, Self> {
+        Ok(self.into_bytes())
     }
 }
 
@@ -121,5 +134,12 @@ where
 {
     fn encode_into(self, buf: &mut BytesMut) -> Result<(), BoxError> {
         self.0.map_err(Into::into)?.encode_into(buf)
+    }
+
+    fn into_frame(self) -> Result<Bytes, Self> {
+        match self.0 {
+            Ok(item) => item.into_frame().map_err(|item| Self(Ok(item))),
+            Err(error) => Err(Self(Err(error))),
+        }
     }
 }

@@ -83,6 +83,8 @@ pin_project! {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyState {
+    // Over HTTP/2: the first poll lets the connection send the response head first.
+    OpeningAfterHead,
     Opening,
     Streaming,
     Done,
@@ -128,6 +130,18 @@ impl<St> SseBody<St> {
     /// Keeps the keep-alives due with those of the other streams of `connection`.
     pub(crate) fn on_connection(mut self, connection: Option<ConnectionKey>) -> Self {
         self.keep_alive_slot = connection.map(ConnectionKey::slot);
+        self
+    }
+
+    /// Over HTTP/2, sends the opening frame one scheduler turn later, once the connection
+    /// has sent the response head: h2 keeps room for as many frames as a connection ever
+    /// queued at once, and a HEADERS and a DATA frame queued together for each of many
+    /// streams opened together (a reconnect wave) doubled that room, about 0.35 KiB per
+    /// stream for good (`scripts/bench-e2e.sh 1 h2idle`).
+    pub(crate) fn over_http2(mut self, http2: bool) -> Self {
+        if http2 && self.state == BodyState::Opening && self.config.opening().is_some() {
+            self.state = BodyState::OpeningAfterHead;
+        }
         self
     }
 
@@ -189,7 +203,7 @@ where
     fn poll_steps(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
         // Before anything else: the timers must be armed before they are polled, and an
         // ended body must not poll its source again.
-        self.poll_open()?;
+        self.poll_open(cx)?;
         // Before the source, so that a source that is always ready still ends on time; the
         // shutdown first, so that a drain sends its farewell and spread-out retry hint even
         // when the lifetime is up too.
@@ -210,10 +224,15 @@ where
 
     /// The first poll arms the timers and sends the opening frame, if there is one; a body
     /// that has ended sends nothing more.
-    fn poll_open(&mut self) -> ControlFlow<PollFrame> {
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame> {
         match *self.state {
             BodyState::Done => ControlFlow::Break(self.end_of_body()),
             BodyState::Streaming => ControlFlow::Continue(()),
+            BodyState::OpeningAfterHead => {
+                *self.state = BodyState::Opening;
+                cx.waker().wake_by_ref();
+                ControlFlow::Break(Poll::Pending)
+            }
             BodyState::Opening => match self.open() {
                 Some(opening) => ControlFlow::Break(self.data_frame(opening, FrameKind::Quiet)),
                 // No opening frame: go on and poll the source at once.
@@ -251,7 +270,7 @@ where
     fn poll_source(&mut self, cx: &mut Context<'_>) -> ControlFlow<PollFrame, bool> {
         // Anything already in the buffer is a deferred hint, not an event.
         let waiting = self.buf.len();
-        let (items, end) = self.encode_ready(cx);
+        let Ready { items, lone, end } = self.encode_ready(cx);
         // One clock read per poll that saw items, not one per item.
         let now = (items > 0).then(Instant::now);
         if let Some(now) = now {
@@ -260,12 +279,15 @@ where
         if let Some(reason) = end {
             self.finish(reason);
         }
-        if self.buf.len() > waiting {
+        if lone.is_some() || self.buf.len() > waiting {
             // Skipped items send nothing, so only a real frame restarts the keep-alive.
             if let Some(now) = now {
                 self.keep_alive.restart(now);
             }
-            return ControlFlow::Break(self.send_buffer(end.is_none()));
+            return ControlFlow::Break(match lone {
+                Some(frame) => self.data_frame(frame, FrameKind::Events),
+                None => self.send_buffer(end.is_none()),
+            });
         }
         if end.is_some() {
             return ControlFlow::Break(self.flush_with(Bytes::new()));
@@ -301,20 +323,42 @@ where
     }
 
     /// Encodes ready items into the buffer until none is ready, the frame is full or the
-    /// poll's budget is spent. Returns how many items it took, and why the source ended if
-    /// it did.
-    fn encode_ready(&mut self, cx: &mut Context<'_>) -> (usize, Option<EndReason>) {
+    /// poll's budget is spent; a lone item that is a frame already is kept as it is.
+    fn encode_ready(&mut self, cx: &mut Context<'_>) -> Ready {
+        let mut ready = Ready::default();
         let Some(mut stream) = self.stream.as_mut().as_pin_mut() else {
-            return (0, None);
+            return ready;
         };
-        let mut items = 0;
-        while items < ITEMS_PER_POLL {
+        while ready.items < ITEMS_PER_POLL {
             let item = match stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) => return (items, Some(EndReason::SourceEnded)),
+                Poll::Ready(None) => {
+                    ready.end = Some(EndReason::SourceEnded);
+                    break;
+                }
                 Poll::Pending => break,
             };
-            items += 1;
+            ready.items += 1;
+            // A fan-out's event, framed once at publish: sent as it is unless another follows.
+            let item = match ready.lone.take() {
+                Some(lone) => {
+                    self.buf.extend_from_slice(&lone);
+                    item
+                }
+                None if self.buf.is_empty() => match item.into_frame() {
+                    Ok(frame) => {
+                        self.report.events += 1;
+                        let full = frame.len() >= self.config.max_frame_bytes;
+                        ready.lone = Some(frame);
+                        if full {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(item) => item,
+                },
+                None => item,
+            };
             match item.encode_into(self.buf) {
                 Ok(()) => self.report.events += 1,
                 Err(error) => {
@@ -323,7 +367,8 @@ where
                         tracing::error!(error = %error, ?policy, "sse item failed");
                     });
                     if policy == OnItemError::End {
-                        return (items, Some(EndReason::ItemError));
+                        ready.end = Some(EndReason::ItemError);
+                        break;
                     }
                 }
             }
@@ -332,8 +377,18 @@ where
                 break;
             }
         }
-        (items, None)
+        ready
     }
+}
+
+/// What [`SseBodyProj::encode_ready`] took from the source in one poll.
+#[derive(Default)]
+struct Ready {
+    items: usize,
+    /// The one item taken, when it was a frame already; the buffer is then empty.
+    lone: Option<Bytes>,
+    /// Why the source ended, if it did.
+    end: Option<EndReason>,
 }
 
 /// What the steps share.
@@ -490,6 +545,67 @@ mod tests {
     fn idle_body_holds_no_inline_timer() {
         let size = std::mem::size_of::<SseBody<Pending<Event>>>();
         assert!(size <= 256, "SseBody is {size} bytes");
+    }
+
+    use std::task::Waker;
+
+    use futures_util::stream;
+    use http_body_util::BodyExt;
+
+    use crate::EncodedEvent;
+
+    fn frame_bytes(frame: Option<Result<Frame<Bytes>, Infallible>>) -> Bytes {
+        frame.unwrap().unwrap().into_data().unwrap()
+    }
+
+    /// A fan-out's event is framed once at publish: alone, it goes out as that same
+    /// allocation; with others ready, they share one frame.
+    #[tokio::test]
+    async fn a_lone_framed_event_is_sent_without_a_copy() {
+        let first = Event::new().data("one").encode();
+        let second = Event::new().data("two").encode();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<EncodedEvent>();
+        let rx = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        let mut body = Box::pin(SseBody::new(rx, Arc::default(), Span::none()));
+        assert_eq!(frame_bytes(body.frame().await), ":\n\n");
+
+        tx.send(first.clone()).unwrap();
+        let sent = frame_bytes(body.frame().await);
+        assert_eq!(sent.as_ptr(), first.as_bytes().as_ptr());
+
+        tx.send(first.clone()).unwrap();
+        tx.send(second.clone()).unwrap();
+        let sent = frame_bytes(body.frame().await);
+        assert_eq!(
+            sent,
+            [first.as_bytes().clone(), second.into_bytes()].concat()
+        );
+    }
+
+    /// Over HTTP/2 the first poll yields, so that the connection sends the response head
+    /// before the opening frame is queued; the opening frame comes on the next poll.
+    #[tokio::test]
+    async fn over_http2_the_opening_frame_waits_one_turn() {
+        let body = SseBody::new(stream::pending::<Event>(), Arc::default(), Span::none());
+        let mut body = Box::pin(body.over_http2(true));
+        let woken = Arc::new(Woken::default());
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(body.as_mut().poll_frame(&mut cx).is_pending());
+        assert!(woken.0.load(std::sync::atomic::Ordering::Relaxed));
+        match body.as_mut().poll_frame(&mut cx) {
+            Poll::Ready(frame) => assert_eq!(frame_bytes(frame), ":\n\n"),
+            Poll::Pending => panic!("no opening frame on the second poll"),
+        }
+    }
+
+    #[derive(Default)]
+    struct Woken(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     #[test]
