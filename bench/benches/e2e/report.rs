@@ -1,5 +1,6 @@
 //! The summary table: the median of each metric over the runs, one column per server, and
-//! each tower-sse column over the reference peer (actix-web-lab if it ran, else axum).
+//! each tower-sse column over the row's reference peer: actix-web-lab if it ran the row's
+//! scenario, else axum, on HTTP/1.1 or, for HTTP/2 scenarios, on HTTP/2 (`/h2`).
 
 use std::collections::HashMap;
 
@@ -29,9 +30,8 @@ pub(crate) fn print(path: &str) {
     }
     // Ours first, then the peers, in the order they ran.
     peers.sort_by_key(|p| !p.starts_with("tower-sse"));
-    let reference = ["actix-web-lab", "axum"]
-        .into_iter()
-        .find(|r| peers.iter().any(|p| p == r));
+    // The first of these that has a value in a row is that row's reference.
+    const REFERENCES: [&str; 4] = ["actix-web-lab", "actix-web-lab/h2", "axum", "axum/h2"];
     let ours: Vec<&String> = peers
         .iter()
         .filter(|p| p.starts_with("tower-sse"))
@@ -48,13 +48,11 @@ pub(crate) fn print(path: &str) {
         head += &format!(" {peer} |");
         rule += " ---: |";
     }
-    if let Some(reference) = reference {
-        for peer in &ours {
-            head += &format!(" {peer} / {reference} |");
-            rule += " ---: |";
-        }
+    for peer in &ours {
+        head += &format!(" {peer} / reference |");
+        rule += " ---: |";
     }
-    println!("{head} runs |\n{rule} ---: |");
+    println!("{head} reference | runs |\n{rule} --- | ---: |");
     for (scenario, metric) in rows {
         let mut line = format!("| {scenario} | {metric} |");
         let mut runs = 0;
@@ -63,17 +61,20 @@ pub(crate) fn print(path: &str) {
             runs = runs.max(n);
             line += &format!(" {} |", value.map_or("-".into(), fmt));
         }
-        if let Some(reference) = reference {
-            let theirs = median(&scenario, &metric, reference).0;
-            for peer in &ours {
-                let ratio = match (median(&scenario, &metric, peer).0, theirs) {
-                    (Some(ours), Some(theirs)) if theirs != 0.0 => format!("{:.2}", ours / theirs),
-                    _ => "-".into(),
-                };
-                line += &format!(" {ratio} |");
-            }
+        let reference = REFERENCES
+            .into_iter()
+            .find_map(|r| Some((r, median(&scenario, &metric, r).0?)));
+        for peer in &ours {
+            let ratio = match (median(&scenario, &metric, peer).0, reference) {
+                (Some(ours), Some((_, theirs))) if theirs != 0.0 => {
+                    format!("{:.2}", ours / theirs)
+                }
+                _ => "-".into(),
+            };
+            line += &format!(" {ratio} |");
         }
-        println!("{line} {runs} |");
+        let reference = reference.map_or("-", |(name, _)| name);
+        println!("{line} {reference} | {runs} |");
     }
 }
 
