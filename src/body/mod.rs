@@ -139,7 +139,7 @@ impl<St> SseBody<St> {
     /// streams opened together (a reconnect wave) doubled that room, about 0.35 KiB per
     /// stream for good (`scripts/bench-e2e.sh 1 h2idle`).
     pub(crate) fn over_http2(mut self, http2: bool) -> Self {
-        if http2 && self.state == BodyState::Opening && self.config.opening().is_some() {
+        if http2 && self.state == BodyState::Opening && self.config.opening_frame {
             self.state = BodyState::OpeningAfterHead;
         }
         self
