@@ -93,7 +93,7 @@ pub(crate) async fn idle(port: u16, pid: u32, path: &str, n: usize, emit: &impl 
     }
     let rounds = Rounds::new(started);
     let end = rounds.end(spread);
-    let (ticks_0, switches_0) = measure::usage(pid);
+    let usage_0 = measure::usage(pid);
     let readers: Vec<_> = conns
         .into_iter()
         .map(|mut conn| {
@@ -136,16 +136,7 @@ pub(crate) async fn idle(port: u16, pid: u32, path: &str, n: usize, emit: &impl 
     for reader in readers {
         let _ = reader.await;
     }
-    let (ticks_1, switches_1) = measure::usage(pid);
-    rounds.emit(streams, spread, emit);
-    emit(
-        "server CPU s, two rounds",
-        (ticks_1 - ticks_0) as f64 / 100.0,
-    );
-    emit(
-        "server wake-ups, two rounds",
-        (switches_1 - switches_0) as f64,
-    );
+    rounds.emit(streams, spread, (pid, usage_0), emit);
 }
 
 /// Width of one bucket of the keep-alive arrival histogram.
@@ -192,9 +183,26 @@ impl Rounds {
         }
     }
 
-    /// How many keep-alives arrived, the fullest bucket as a share of `streams`, and how
-    /// long the first round took from its first to its last keep-alive.
-    fn emit(&self, streams: usize, spread: Duration, emit: &impl Fn(&str, f64)) {
+    /// How many keep-alives arrived, the fullest bucket as a share of `streams`, how long
+    /// the first round took from its first to its last keep-alive, and the server's CPU
+    /// time and wake-ups since `usage_0` (read at the start of the rounds).
+    fn emit(
+        &self,
+        streams: usize,
+        spread: Duration,
+        (pid, usage_0): (u32, (u64, u64)),
+        emit: &impl Fn(&str, f64),
+    ) {
+        let (ticks_1, switches_1) = measure::usage(pid);
+        let (ticks_0, switches_0) = usage_0;
+        emit(
+            "server CPU s, two rounds",
+            (ticks_1 - ticks_0) as f64 / 100.0,
+        );
+        emit(
+            "server wake-ups, two rounds",
+            (switches_1 - switches_0) as f64,
+        );
         let counts: Vec<u32> = self
             .buckets
             .iter()
@@ -361,22 +369,13 @@ pub(crate) async fn h2_idle(
     emit("open s", spread.as_secs_f64());
     let per_stream = |rss: u64| rss.saturating_sub(before) as f64 / open.max(1) as f64;
     emit("RSS KiB/stream, open", per_stream(measure::rss_kib(pid)));
-    let (ticks_0, switches_0) = measure::usage(pid);
+    let usage_0 = measure::usage(pid);
     tokio::time::sleep_until(rounds.first_end(spread)).await;
     emit(
         "RSS KiB/stream, after a keep-alive",
         per_stream(measure::rss_kib(pid)),
     );
     tokio::time::sleep_until(rounds.end(spread)).await;
-    let (ticks_1, switches_1) = measure::usage(pid);
-    rounds.emit(open, spread, emit);
-    emit(
-        "server CPU s, two rounds",
-        (ticks_1 - ticks_0) as f64 / 100.0,
-    );
-    emit(
-        "server wake-ups, two rounds",
-        (switches_1 - switches_0) as f64,
-    );
+    rounds.emit(open, spread, (pid, usage_0), emit);
     drop(senders);
 }
